@@ -1,0 +1,122 @@
+"""The single launch path, the launch-observer hook and the compile-spec registry.
+
+Every launcher calls :func:`launch` rather than ``kernel[grid](...)``. That gives
+the profiler (in ``tritongrad``) one place to see each launch, without this
+package knowing anything about graphs: observers subscribe from outside.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import triton
+
+
+def interpreting() -> bool:
+    """True when kernels run through Triton's CPU interpreter."""
+    try:
+        return bool(triton.knobs.runtime.interpret)
+    except AttributeError:  # older triton without knobs
+        return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def runtime_device_type() -> str:
+    """The torch device type our kernels can read: 'cpu' under the interpreter, else 'cuda'."""
+    return "cpu" if interpreting() else "cuda"
+
+
+def cdiv(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
+@dataclass
+class LaunchInfo:
+    """What an observer learns about one launch.
+
+    ``flops`` and ``bytes_moved`` are the launcher's analytic counts for this
+    launch (0 where the launcher does not say)."""
+
+    kernel_name: str
+    grid: tuple
+    flops: int = 0
+    bytes_moved: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class LaunchObserver:
+    """Subclass and pass to :func:`add_launch_observer`. ``begin`` runs just
+    before the kernel is enqueued, ``end`` just after."""
+
+    def begin(self, info: LaunchInfo) -> None:  # pragma: no cover - interface
+        pass
+
+    def end(self, info: LaunchInfo) -> None:  # pragma: no cover - interface
+        pass
+
+
+_observers: list[LaunchObserver] = []
+
+
+def add_launch_observer(observer: LaunchObserver) -> None:
+    _observers.append(observer)
+
+
+def remove_launch_observer(observer: LaunchObserver) -> None:
+    if observer in _observers:
+        _observers.remove(observer)
+
+
+def _kernel_name(kernel: Any) -> str:
+    fn = getattr(kernel, "fn", kernel)  # Autotuner / InterpretedFunction wrap the python fn
+    while hasattr(fn, "fn"):
+        fn = fn.fn
+    return getattr(fn, "__name__", repr(kernel))
+
+
+def launch(
+    kernel: Any,
+    grid: tuple | Callable,
+    *args: Any,
+    flops: int = 0,
+    bytes_moved: int = 0,
+    **meta: Any,
+) -> None:
+    """Launch ``kernel[grid](*args, **meta)`` and tell the observers."""
+    if not _observers:
+        kernel[grid](*args, **meta)
+        return
+    shown_grid = grid if isinstance(grid, tuple) else ("auto",)
+    info = LaunchInfo(_kernel_name(kernel), shown_grid, int(flops), int(bytes_moved))
+    for observer in list(_observers):
+        observer.begin(info)
+    kernel[grid](*args, **meta)
+    for observer in list(_observers):
+        observer.end(info)
+
+
+@dataclass
+class CompileSpec:
+    """One way to compile a kernel ahead of time for a GPU target.
+
+    ``signature`` maps every argument name to a Triton type string ("*fp32",
+    "i32", "i64", "fp32", ...) or "constexpr"; ``constexprs`` gives the
+    constexpr values. The sm_90 compile test compiles every spec, and fails
+    for any ``@triton.jit`` kernel in ``kernels/`` that has none."""
+
+    kernel: Any
+    signature: dict
+    constexprs: dict
+    label: str = ""
+
+    @property
+    def jit_function(self) -> Any:
+        fn = self.kernel
+        while not hasattr(fn, "arg_names") and hasattr(fn, "fn"):
+            fn = fn.fn  # unwrap autotuner / heuristics
+        return fn
+
+
+def ptr_type(dtype_name: str) -> str:
+    return "*" + dtype_name

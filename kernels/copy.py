@@ -1,0 +1,206 @@
+"""Strided copy with cast, fill and arange: the data-movement kernels.
+
+``clone``, ``contiguous``, dtype casts, ``copy_`` into a view and the broadcast of
+a gradient back to a larger shape all run on one strided-copy kernel. Tensors of
+up to ``MAX_DIMS`` dims (after merging dims that are contiguous in both source
+and destination) are read and written through their strides, so no view is
+silently copied first.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._checks import (
+    FLOAT_DTYPES,
+    ShapeError,
+    check_tensor,
+    check_writable,
+)
+from ._common import cast_to
+from ._launch import CompileSpec, cdiv, launch
+
+MAX_DIMS = 6
+COPY_BLOCK = 1024
+COPY_DTYPES = FLOAT_DTYPES + (torch.int64, torch.int32, torch.bool, torch.uint8, torch.int8)
+
+
+@triton.jit
+def strided_offsets(
+    linear, size1, size2, size3, size4, size5,
+    stride0, stride1, stride2, stride3, stride4, stride5,
+):
+    """Memory offset of the element at row-major index ``linear`` of a 6-D
+    tensor with the given sizes (dim 0's size is implied) and strides."""
+    i5 = linear % size5
+    rest = linear // size5
+    i4 = rest % size4
+    rest = rest // size4
+    i3 = rest % size3
+    rest = rest // size3
+    i2 = rest % size2
+    rest = rest // size2
+    i1 = rest % size1
+    i0 = rest // size1
+    return (i0 * stride0 + i1 * stride1 + i2 * stride2
+            + i3 * stride3 + i4 * stride4 + i5 * stride5)
+
+
+@triton.jit
+def copy_kernel(
+    dst_ptr, src_ptr,
+    numel, size1, size2, size3, size4, size5,
+    src_s0, src_s1, src_s2, src_s3, src_s4, src_s5,
+    dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5,
+    BLOCK: tl.constexpr,
+):
+    """dst[i] = cast(src[i]) for every index i of a (padded) 6-D shape.
+
+    dst_ptr, src_ptr: any strides (int64 offsets: views of huge tensors are fine).
+    numel: total element count; size1..size5: trailing sizes of the shape.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    src_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                              src_s0, src_s1, src_s2, src_s3, src_s4, src_s5)
+    dst_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                              dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5)
+    value = tl.load(src_ptr + src_off, mask=mask)
+    tl.store(dst_ptr + dst_off, cast_to(value, dst_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def fill_kernel(
+    dst_ptr, value,
+    numel, size1, size2, size3, size4, size5,
+    dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5,
+    BLOCK: tl.constexpr,
+):
+    """dst[i] = value for every index i; dst may be any non-overlapping view."""
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    dst_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                              dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5)
+    filled = tl.zeros([BLOCK], dtype=tl.float64) + value
+    tl.store(dst_ptr + dst_off, cast_to(filled, dst_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def arange_kernel(dst_ptr, start, step, numel, BLOCK: tl.constexpr):
+    """dst[i] = start + i * step, for a contiguous 1-D dst of numel elements."""
+    pid = tl.program_id(0).to(tl.int64)
+    idx = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = idx < numel
+    value = start + idx.to(tl.float64) * step
+    tl.store(dst_ptr + idx, cast_to(value, dst_ptr.dtype.element_ty), mask=mask)
+
+
+def merged_layout(shape, *strides_list):
+    """Drop size-1 dims and merge neighbours that are contiguous in every
+    stride list, so most views fit in MAX_DIMS. Returns (shape, [strides...])."""
+    dims = [(size, [s[i] for s in strides_list]) for i, size in enumerate(shape) if size != 1]
+    merged: list = []
+    for size, strides in dims:
+        if merged:
+            prev_size, prev_strides = merged[-1]
+            if all(ps == s * size for ps, s in zip(prev_strides, strides)):
+                merged[-1] = (prev_size * size, strides)
+                continue
+        merged.append((size, strides))
+    if len(merged) > MAX_DIMS:
+        raise ShapeError(
+            f"copy: a view with shape {tuple(shape)} needs {len(merged)} strided dims; "
+            f"the copy kernel handles at most {MAX_DIMS}"
+        )
+    pad = MAX_DIMS - len(merged)
+    sizes = [1] * pad + [m[0] for m in merged]
+    per_tensor = [[0] * pad + [m[1][k] for m in merged] for k in range(len(strides_list))]
+    return sizes, per_tensor
+
+
+def copy_into(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """Write ``src`` (broadcast to dst's shape, cast to dst's dtype) into ``dst``."""
+    check_tensor("copy_", "dst", dst, COPY_DTYPES)
+    check_tensor("copy_", "src", src, COPY_DTYPES)
+    check_writable("copy_", "dst", dst)
+    try:
+        src = src.expand(dst.shape)  # a stride-0 view: metadata only
+    except RuntimeError:
+        raise ShapeError(
+            f"copy_: source of shape {tuple(src.shape)} cannot be broadcast to "
+            f"destination shape {tuple(dst.shape)}"
+        ) from None
+    numel = dst.numel()
+    if numel == 0:
+        return dst
+    sizes, (src_strides, dst_strides) = merged_layout(dst.shape, src.stride(), dst.stride())
+    launch(
+        copy_kernel, (cdiv(numel, COPY_BLOCK),), dst, src, numel, *sizes[1:],
+        *src_strides, *dst_strides, BLOCK=COPY_BLOCK,
+        bytes_moved=numel * (src.element_size() + dst.element_size()),
+    )
+    return dst
+
+
+def copy(src: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A new contiguous tensor with src's values, cast to ``dtype`` if given."""
+    out = torch.empty(src.shape, dtype=dtype or src.dtype, device=src.device)
+    return copy_into(out, src)
+
+
+def contiguous(src: torch.Tensor) -> torch.Tensor:
+    """src itself when already contiguous, else a contiguous copy (one launch)."""
+    return src if src.is_contiguous() else copy(src)
+
+
+def fill_(dst: torch.Tensor, value: float) -> torch.Tensor:
+    check_tensor("fill_", "dst", dst, COPY_DTYPES)
+    check_writable("fill_", "dst", dst)
+    numel = dst.numel()
+    if numel == 0:
+        return dst
+    sizes, (dst_strides,) = merged_layout(dst.shape, dst.stride())
+    launch(
+        fill_kernel, (cdiv(numel, COPY_BLOCK),), dst, float(value), numel, *sizes[1:],
+        *dst_strides, BLOCK=COPY_BLOCK, bytes_moved=numel * dst.element_size(),
+    )
+    return dst
+
+
+def full(shape, value: float, dtype: torch.dtype, device) -> torch.Tensor:
+    return fill_(torch.empty(tuple(shape), dtype=dtype, device=device), value)
+
+
+def arange(start: float, end: float, step: float, dtype: torch.dtype, device) -> torch.Tensor:
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    numel = max(0, -(-(end - start) // step))
+    numel = int(numel)
+    out = torch.empty((numel,), dtype=dtype, device=device)
+    if numel:
+        launch(arange_kernel, (cdiv(numel, COPY_BLOCK),), out, float(start), float(step),
+               numel, BLOCK=COPY_BLOCK, bytes_moved=numel * out.element_size())
+    return out
+
+
+def _copy_specs():
+    six_i64 = {f"{p}_s{i}": "i64" for p in ("src", "dst") for i in range(MAX_DIMS)}
+    sizes = {"numel": "i64", **{f"size{i}": "i64" for i in range(1, MAX_DIMS)}}
+    specs = []
+    for src_t, dst_t in [("fp32", "bf16"), ("fp16", "fp32"), ("i64", "i64"), ("fp64", "fp32")]:
+        sig = {"dst_ptr": "*" + dst_t, "src_ptr": "*" + src_t, **sizes, **six_i64, "BLOCK": "constexpr"}
+        specs.append(CompileSpec(copy_kernel, sig, {"BLOCK": COPY_BLOCK}, f"{src_t}->{dst_t}"))
+    fill_sig = {"dst_ptr": "*bf16", "value": "fp32", **sizes,
+                **{f"dst_s{i}": "i64" for i in range(MAX_DIMS)}, "BLOCK": "constexpr"}
+    specs.append(CompileSpec(fill_kernel, fill_sig, {"BLOCK": COPY_BLOCK}))
+    specs.append(CompileSpec(arange_kernel, {"dst_ptr": "*i64", "start": "fp32", "step": "fp32",
+                                             "numel": "i64", "BLOCK": "constexpr"},
+                             {"BLOCK": COPY_BLOCK}))
+    return specs
+
+
+COMPILE_SPECS = _copy_specs()
