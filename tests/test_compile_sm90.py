@@ -23,16 +23,6 @@ def run_compile(out_dir: Path, python: str = sys.executable) -> dict:
     return json.loads(report_file.read_text())
 
 
-@pytest.fixture(scope="session")
-def sm90_report(tmp_path_factory):
-    return run_compile(tmp_path_factory.mktemp("sm90"))
-
-
-def ptx_of(report: dict, label_prefix: str) -> dict:
-    return {c["label"]: Path(c["ptx"]).read_text() for c in report["compiled"]
-            if c["label"].startswith(label_prefix)}
-
-
 def test_every_kernel_compiles_for_sm90(sm90_report):
     errors = "\n".join(f"{e['label']}:\n{e['error']}" for e in sm90_report["errors"])
     assert not sm90_report["errors"], errors

@@ -5,3 +5,43 @@ before any kernel module is imported.
 """
 
 from ._device import device, is_interpreter  # noqa: F401  (must come first)
+
+from . import autograd  # noqa: E402,F401
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402,F401
+from .creation import (  # noqa: E402,F401
+    arange,
+    bfloat16,
+    bool_,
+    empty,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    from_torch,
+    full,
+    int32,
+    int64,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from .kernels._checks import (  # noqa: E402,F401
+    DeviceError,
+    DTypeError,
+    LayoutError,
+    OutOfRangeError,
+    ShapeError,
+    TritongradError,
+    ValueCheckError,
+)
+from .random import get_rng_state, initial_seed, manual_seed, set_rng_state  # noqa: E402,F401
+from .tensor import Tensor  # noqa: E402,F401
+from .ops.elementwise import exp, log, sqrt  # noqa: E402,F401
+from .ops.reduction import mean, sum  # noqa: E402,F401
+
+__version__ = "0.1.0"
+from . import testing  # noqa: E402,F401

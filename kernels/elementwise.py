@@ -1,0 +1,508 @@
+"""Element-wise arithmetic: tensor-tensor, tensor-scalar, unary, and the fused
+backward kernels of mul, div and pow-by-a-scalar.
+
+Three kernels serve every op (the op is a constexpr string, so each op compiles
+to straight-line code): ``binary_kernel`` (two strided inputs), ``unary_kernel``
+(one strided input and a scalar) and ``mul_div_bwd_kernel`` (two outputs in one
+launch). Inputs are read through their strides, broadcast dims with stride 0, so
+no view is copied first. Math runs in fp32 (fp64 for fp64 tensors), and the result
+is rounded once into the output's dtype.
+
+Scalars are kernel arguments typed fp64 (the ``"fp64"`` annotation; triton would
+otherwise type a Python float as fp32), so an fp64 tensor sees the scalar's exact
+value, and other tensors see it rounded to fp32 as torch's opmath does.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._checks import (
+    FLOAT_DTYPES,
+    LayoutError,
+    ShapeError,
+    check_same_device,
+    check_same_dtype,
+    check_tensor,
+    check_writable,
+)
+from ._common import cast_to
+from ._launch import CompileSpec, cdiv, launch
+from .copy import MAX_DIMS, merged_layout, strided_offsets
+
+BLOCK = 1024
+BINARY_OPS = ("add", "sub", "mul", "div")
+SCALAR_OPS = ("add", "sub", "mul", "div", "pow")
+UNARY_OPS = ("neg", "exp", "log", "sqrt", "abs")
+
+
+@triton.jit
+def upcast(x):
+    """fp64 stays fp64; every other float becomes fp32 (bf16 arithmetic is wrong
+    under the interpreter, and fp32 is what the GPU should compute in)."""
+    if x.dtype == tl.float64:
+        out = x
+    else:
+        out = x.to(tl.float32)
+    return out
+
+
+@triton.jit
+def scalar_like(value, like):
+    """The host scalar ``value`` (an fp64 argument) in ``like``'s dtype."""
+    return (tl.zeros([], dtype=tl.float64) + value).to(like.dtype)
+
+
+@triton.jit
+def div_rn(a, b):
+    """a / b correctly rounded, like torch (tl.div_rn takes only fp32; fp64 division
+    is always correctly rounded)."""
+    if a.dtype == tl.float64:
+        out = a / b
+    else:
+        out = tl.div_rn(a, b)
+    return out
+
+
+@triton.jit
+def sqrt_rn(x):
+    """sqrt(x) correctly rounded, like torch (tl.sqrt_rn takes only fp32)."""
+    if x.dtype == tl.float64:
+        out = tl.sqrt(x)
+    else:
+        out = tl.sqrt_rn(x)
+    return out
+
+
+@triton.jit
+def pow_fp(base, exponent):
+    """base ** exponent elementwise (tensors of one shape), with C/torch semantics.
+
+    General case: |base| ** e = exp2(e * log2|base|), with sign (-1) ** e for a
+    negative base and an integer e; a non-integer e keeps the base's sign, so
+    log2 of a negative base gives NaN, as pow does. Exact forms for the common
+    exponents (2, 1, 0.5, -1) match torch bit for bit there, and
+    pow(x, 0) = pow(1, y) = 1 even for NaN."""
+    is_int = tl.floor(exponent) == exponent
+    half = exponent * 0.5
+    is_odd = is_int & (tl.floor(half) != half)
+    magnitude = tl.exp2(exponent * tl.log2(tl.where(is_int, tl.abs(base), base)))
+    result = tl.where((base < 0) & is_odd, -magnitude, magnitude)
+    result = tl.where(exponent == 2.0, base * base, result)
+    result = tl.where(exponent == 1.0, base, result)
+    result = tl.where(exponent == 0.5, sqrt_rn(base), result)
+    result = tl.where(exponent == -1.0, div_rn(tl.zeros_like(base) + 1.0, base), result)
+    return tl.where((exponent == 0.0) | (base == 1.0), 1.0, result)
+
+
+@triton.jit
+def offsets_of(
+    linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5, FLAT: tl.constexpr
+):
+    """Memory offsets of the elements at row-major indices ``linear``; with FLAT the
+    layout merged to one dim, and only its stride ``s5`` matters."""
+    if FLAT:
+        off = linear * s5
+    else:
+        off = strided_offsets(linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5)
+    return off
+
+
+@triton.jit
+def binary_kernel(
+    out_ptr, a_ptr, b_ptr, alpha: "fp64",
+    numel, size1, size2, size3, size4, size5,
+    a_s0, a_s1, a_s2, a_s3, a_s4, a_s5,
+    b_s0, b_s1, b_s2, b_s3, b_s4, b_s5,
+    out_s0, out_s1, out_s2, out_s3, out_s4, out_s5,
+    OP: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """out[i] = a[i] OP b[i] over a (merged, padded) 6-D broadcast shape.
+
+    out_ptr, a_ptr, b_ptr: tensors of that shape read/written through their strides
+        (a_s*, b_s*, out_s*; 0 on broadcast dims); out may alias a or b exactly.
+    alpha: "add"/"sub" compute a +- alpha * b; for "pow_bwd" the exponent e.
+    numel: element count; size1..size5: trailing sizes (dim 0's is implied).
+    OP: "add", "sub", "mul", "div", or "pow_bwd" (a = grad, b = x, see pow_scalar_bwd).
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    a_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
+    b_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       b_s0, b_s1, b_s2, b_s3, b_s4, b_s5, FLAT)
+    out_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                         out_s0, out_s1, out_s2, out_s3, out_s4, out_s5, FLAT)
+    a = upcast(tl.load(a_ptr + a_off, mask=mask, other=0.0))
+    b = upcast(tl.load(b_ptr + b_off, mask=mask, other=1.0))
+    scalar = scalar_like(alpha, a)
+    if OP == "add":
+        result = a + scalar * b
+    elif OP == "sub":
+        result = a - scalar * b
+    elif OP == "mul":
+        result = a * b
+    elif OP == "div":
+        result = div_rn(a, b)
+    else:
+        # d/dx x**e = e * x**(e-1), so grad_x = grad * e * x**(e-1). torch masks e == 0
+        # to a zero gradient (where x**-1 would make 0 * inf = NaN at x = 0); e = 0.5
+        # and e = -1 give +-inf at x = 0, as in torch.
+        exponent_m1 = tl.zeros_like(b) + (scalar - 1.0)
+        result = tl.where(scalar == 0.0, 0.0, a * scalar * pow_fp(b, exponent_m1))
+    tl.store(out_ptr + out_off, cast_to(result, out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def unary_kernel(
+    out_ptr, x_ptr, scalar: "fp64",
+    numel, size1, size2, size3, size4, size5,
+    x_s0, x_s1, x_s2, x_s3, x_s4, x_s5,
+    out_s0, out_s1, out_s2, out_s3, out_s4, out_s5,
+    OP: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """out[i] = OP(x[i]) or x[i] OP scalar, over a (merged, padded) 6-D shape.
+
+    out_ptr, x_ptr: same shape, any strides (x_s*, out_s*); out may alias x exactly.
+    scalar: the host scalar s of the scalar ops (unused by the unary ones).
+    numel: element count; size1..size5: trailing sizes (dim 0's is implied).
+    OP: "neg", "exp", "log", "sqrt", "abs", or x-op-s "add", "sub", "mul", "div",
+        "pow", or s-op-x "rsub", "rdiv", "rpow".
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    x_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       x_s0, x_s1, x_s2, x_s3, x_s4, x_s5, FLAT)
+    out_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                         out_s0, out_s1, out_s2, out_s3, out_s4, out_s5, FLAT)
+    x = upcast(tl.load(x_ptr + x_off, mask=mask, other=1.0))
+    s = scalar_like(scalar, x)
+    if OP == "neg":
+        result = -x
+    elif OP == "exp":
+        result = tl.exp(x)
+    elif OP == "log":
+        result = tl.log(x)
+    elif OP == "sqrt":
+        result = sqrt_rn(x)
+    elif OP == "abs":
+        result = tl.abs(x)
+    elif OP == "add":
+        result = x + s
+    elif OP == "sub":
+        result = x - s
+    elif OP == "rsub":
+        result = s - x
+    elif OP == "mul":
+        result = x * s
+    elif OP == "div":
+        result = div_rn(x, tl.zeros_like(x) + s)
+    elif OP == "rdiv":
+        result = div_rn(tl.zeros_like(x) + s, x)
+    elif OP == "pow":
+        result = pow_fp(x, tl.zeros_like(x) + s)
+    else:  # "rpow"
+        result = pow_fp(tl.zeros_like(x) + s, x)
+    tl.store(out_ptr + out_off, cast_to(result, out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def mul_div_bwd_kernel(
+    grad_a_ptr, grad_b_ptr, grad_ptr, a_ptr, b_ptr,
+    numel, size1, size2, size3, size4, size5,
+    g_s0, g_s1, g_s2, g_s3, g_s4, g_s5,
+    a_s0, a_s1, a_s2, a_s3, a_s4, a_s5,
+    b_s0, b_s1, b_s2, b_s3, b_s4, b_s5,
+    OP: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
+    FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Both input gradients of out = a * b or out = a / b, over the broadcast shape.
+
+    grad_a_ptr, grad_b_ptr: contiguous outputs of the broadcast shape (written only
+        when NEED_A / NEED_B); the caller sums them back to a's and b's shapes.
+    grad_ptr: upstream gradient of the broadcast shape, strides g_s*.
+    a_ptr, b_ptr: the forward inputs, expanded to the broadcast shape (strides a_s*, b_s*).
+    numel: element count; size1..size5: trailing sizes (dim 0's is implied).
+    OP: "mul" or "div".
+    """
+    # mul: out = a * b      -> d out/da = b,    d out/db = a
+    #      grad_a = grad * b, grad_b = grad * a
+    # div: out = a * b**-1  -> d out/da = 1/b,  d out/db = -a * b**-2
+    #      grad_a = grad / b, grad_b = -grad * a / b**2 = -(grad / b) * a / b
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    g_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       g_s0, g_s1, g_s2, g_s3, g_s4, g_s5, FLAT)
+    grad = upcast(tl.load(grad_ptr + g_off, mask=mask, other=0.0))
+    b_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       b_s0, b_s1, b_s2, b_s3, b_s4, b_s5, FLAT)
+    b = upcast(tl.load(b_ptr + b_off, mask=mask, other=1.0))
+    if OP == "mul":
+        if NEED_A:
+            tl.store(grad_a_ptr + linear, cast_to(grad * b, grad_a_ptr.dtype.element_ty),
+                     mask=mask)
+        if NEED_B:
+            a_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                               a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
+            a = upcast(tl.load(a_ptr + a_off, mask=mask, other=0.0))
+            tl.store(grad_b_ptr + linear, cast_to(grad * a, grad_b_ptr.dtype.element_ty),
+                     mask=mask)
+    else:
+        grad_over_b = div_rn(grad, b)
+        if NEED_A:
+            tl.store(grad_a_ptr + linear, cast_to(grad_over_b, grad_a_ptr.dtype.element_ty),
+                     mask=mask)
+        if NEED_B:
+            a_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                               a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
+            a = upcast(tl.load(a_ptr + a_off, mask=mask, other=0.0))
+            grad_b = -div_rn(grad_over_b * a, b)
+            tl.store(grad_b_ptr + linear, cast_to(grad_b, grad_b_ptr.dtype.element_ty),
+                     mask=mask)
+
+
+# ----------------------------------------------------------------------------- launchers
+
+
+def _broadcast(op: str, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """a and b expanded (stride 0, metadata only) to their broadcast shape."""
+    try:
+        shape = torch.broadcast_shapes(a.shape, b.shape)
+    except RuntimeError:
+        raise ShapeError(
+            f"{op}: The size of tensor a {tuple(a.shape)} must match the size of tensor b "
+            f"{tuple(b.shape)} where neither is 1: the shapes cannot be broadcast together"
+        ) from None
+    return a.expand(shape), b.expand(shape)
+
+
+def _memory_span(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last] byte addresses that t's elements occupy."""
+    low = high = 0
+    for size, stride in zip(t.shape, t.stride()):
+        if size > 1:
+            (low, high) = (low + stride * (size - 1), high) if stride < 0 else (
+                low, high + stride * (size - 1))
+    base = t.data_ptr()
+    return base + low * t.element_size(), base + (high + 1) * t.element_size() - 1
+
+
+def _check_out(op: str, out: torch.Tensor, shape: torch.Size, *inputs: torch.Tensor) -> None:
+    """out has the result's shape, can be written without self-collision, and overlaps
+    no input except one it aliases exactly (same address and strides: an in-place op)."""
+    check_tensor(op, "out", out, FLOAT_DTYPES)
+    check_same_device(op, out=out, input=inputs[0])
+    if tuple(out.shape) != tuple(shape):
+        raise ShapeError(
+            f"{op}: output with shape {tuple(out.shape)} doesn't match the broadcast shape "
+            f"{tuple(shape)}"
+        )
+    check_writable(op, "out", out)
+    if out.numel() == 0:
+        return
+    out_lo, out_hi = _memory_span(out)
+    for t in inputs:
+        if t.numel() == 0:
+            continue
+        lo, hi = _memory_span(t)
+        same_view = t.data_ptr() == out.data_ptr() and t.stride() == out.stride()
+        if lo <= out_hi and out_lo <= hi and not same_view:
+            raise LayoutError(
+                f"{op}: unsupported operation: the output (shape {tuple(out.shape)}, strides "
+                f"{tuple(out.stride())}) partially overlaps an input (strides "
+                f"{tuple(t.stride())}); some elements would be read after being written. "
+                "Call .clone() on the input first."
+            )
+
+
+def _layout(shape, *tensors: torch.Tensor) -> tuple[list, list, bool]:
+    """(sizes, [strides per tensor], FLAT) for tensors of one shape."""
+    sizes, strides = merged_layout(shape, *(t.stride() for t in tensors))
+    return sizes, strides, all(s == 1 for s in sizes[:-1])
+
+
+def binary(
+    op: str,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    out: torch.Tensor | None = None,
+    alpha: float = 1.0,
+) -> torch.Tensor:
+    """a OP b for OP in add, sub, mul, div (add/sub: a +- alpha * b), broadcasting a
+    against b; into a new contiguous tensor, or into ``out`` (any non-overlapping
+    view of the broadcast shape, possibly ``a`` itself) when given."""
+    if op not in BINARY_OPS:
+        raise ValueError(f"binary: op must be one of {BINARY_OPS}, got {op!r}")
+    check_tensor(op, "a", a, FLOAT_DTYPES)
+    check_tensor(op, "b", b, FLOAT_DTYPES)
+    check_same_device(op, a=a, b=b)
+    check_same_dtype(op, a=a, b=b)
+    in_bytes = a.numel() * a.element_size() + b.numel() * b.element_size()
+    a_full, b_full = _broadcast(op, a, b)
+    if out is None:
+        out = torch.empty(a_full.shape, dtype=a.dtype, device=a.device)
+    else:
+        _check_out(op, out, a_full.shape, a, b)
+    numel = out.numel()
+    if numel == 0:
+        return out
+    sizes, (a_st, b_st, out_st), flat = _layout(out.shape, a_full, b_full, out)
+    launch(
+        binary_kernel, (cdiv(numel, BLOCK),), out, a_full, b_full, float(alpha), numel,
+        *sizes[1:], *a_st, *b_st, *out_st, OP=op, FLAT=flat, BLOCK=BLOCK,
+        flops=numel * (2 if op in ("add", "sub") and alpha != 1 else 1),
+        bytes_moved=in_bytes + numel * out.element_size(),
+    )
+    return out
+
+
+def _unary_launch(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | None,
+                  flops_per_element: int) -> torch.Tensor:
+    check_tensor(op, "x", x, FLOAT_DTYPES)
+    if out is None:
+        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    else:
+        _check_out(op, out, x.shape, x)
+    numel = out.numel()
+    if numel == 0:
+        return out
+    sizes, (x_st, out_st), flat = _layout(out.shape, x, out)
+    launch(
+        unary_kernel, (cdiv(numel, BLOCK),), out, x, float(scalar), numel, *sizes[1:],
+        *x_st, *out_st, OP=op, FLAT=flat, BLOCK=BLOCK, flops=numel * flops_per_element,
+        bytes_moved=numel * (x.element_size() + out.element_size()),
+    )
+    return out
+
+
+def binary_scalar(
+    op: str,
+    a: torch.Tensor,
+    scalar: float,
+    reverse: bool = False,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """a OP scalar (or scalar OP a when ``reverse``) for OP in add, sub, mul, div, pow;
+    into a new contiguous tensor or into ``out`` (which may be ``a``)."""
+    if op not in SCALAR_OPS:
+        raise ValueError(f"binary_scalar: op must be one of {SCALAR_OPS}, got {op!r}")
+    kernel_op = op
+    if reverse and op in ("sub", "div", "pow"):
+        kernel_op = "r" + op
+    return _unary_launch(kernel_op, a, scalar, out, 10 if op == "pow" else 1)
+
+
+def unary(op: str, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """OP(x) for OP in neg, exp, log, sqrt, abs; into a new tensor or ``out``."""
+    if op not in UNARY_OPS:
+        raise ValueError(f"unary: op must be one of {UNARY_OPS}, got {op!r}")
+    return _unary_launch(op, x, 0.0, out, 1)
+
+
+def pow_scalar_bwd(grad: torch.Tensor, x: torch.Tensor, exponent: float) -> torch.Tensor:
+    """grad_x = grad * e * x ** (e - 1) for out = x ** e (0 where e == 0, as torch)."""
+    check_tensor("pow_backward", "grad", grad, FLOAT_DTYPES)
+    check_tensor("pow_backward", "x", x, FLOAT_DTYPES)
+    check_same_device("pow_backward", grad=grad, x=x)
+    check_same_dtype("pow_backward", grad=grad, x=x)
+    if tuple(grad.shape) != tuple(x.shape):
+        raise ShapeError(f"pow_backward: grad shape {tuple(grad.shape)} != x shape "
+                         f"{tuple(x.shape)}")
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    numel = out.numel()
+    if numel == 0:
+        return out
+    sizes, (g_st, x_st, out_st), flat = _layout(out.shape, grad, x, out)
+    launch(
+        binary_kernel, (cdiv(numel, BLOCK),), out, grad, x, float(exponent), numel,
+        *sizes[1:], *g_st, *x_st, *out_st, OP="pow_bwd", FLAT=flat, BLOCK=BLOCK,
+        flops=numel * 12, bytes_moved=numel * 3 * x.element_size(),
+    )
+    return out
+
+
+def _mul_div_bwd(op: str, grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                 need_a: bool, need_b: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    name = f"{op}_backward"
+    for arg, t in (("grad", grad), ("a", a), ("b", b)):
+        check_tensor(name, arg, t, FLOAT_DTYPES)
+    check_same_device(name, grad=grad, a=a, b=b)
+    check_same_dtype(name, grad=grad, a=a, b=b)
+    a_full, b_full = _broadcast(name, a, b)
+    if tuple(grad.shape) != tuple(a_full.shape):
+        raise ShapeError(f"{name}: grad shape {tuple(grad.shape)} != broadcast shape "
+                         f"{tuple(a_full.shape)} of a {tuple(a.shape)} and b {tuple(b.shape)}")
+    grad_a = torch.empty(grad.shape, dtype=grad.dtype, device=grad.device) if need_a else None
+    grad_b = torch.empty(grad.shape, dtype=grad.dtype, device=grad.device) if need_b else None
+    numel = grad.numel()
+    if numel == 0 or not (need_a or need_b):
+        return grad_a, grad_b
+    sizes, (g_st, a_st, b_st), flat = _layout(grad.shape, grad, a_full, b_full)
+    element = grad.element_size()
+    n_out = int(need_a) + int(need_b)
+    launch(
+        mul_div_bwd_kernel, (cdiv(numel, BLOCK),),
+        grad_a if need_a else grad_b, grad_b if need_b else grad_a, grad, a_full, b_full,
+        numel, *sizes[1:], *g_st, *a_st, *b_st,
+        OP=op, NEED_A=need_a, NEED_B=need_b, FLAT=flat, BLOCK=BLOCK,
+        flops=numel * n_out * (1 if op == "mul" else 2),
+        bytes_moved=element * (numel * (1 + n_out) + a.numel() * need_b + b.numel()),
+    )
+    return grad_a, grad_b
+
+
+def mul_bwd(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor, need_a: bool = True,
+            need_b: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(grad * b, grad * a) over the broadcast shape, in one launch; None where not needed."""
+    return _mul_div_bwd("mul", grad, a, b, need_a, need_b)
+
+
+def div_bwd(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor, need_a: bool = True,
+            need_b: bool = True) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(grad / b, -grad * a / b**2) over the broadcast shape, in one launch; None where
+    not needed."""
+    return _mul_div_bwd("div", grad, a, b, need_a, need_b)
+
+
+def _specs() -> list[CompileSpec]:
+    sizes = {"numel": "i64", **{f"size{i}": "i64" for i in range(1, MAX_DIMS)}}
+
+    def strides(*prefixes: str) -> dict:
+        return {f"{p}_s{i}": "i64" for p in prefixes for i in range(MAX_DIMS)}
+
+    specs = []
+    for dtype, op, flat in [("fp32", "add", True), ("bf16", "sub", False), ("fp16", "mul", True),
+                            ("fp64", "div", False), ("fp32", "pow_bwd", False),
+                            ("fp64", "pow_bwd", True)]:
+        sig = {"out_ptr": "*" + dtype, "a_ptr": "*" + dtype, "b_ptr": "*" + dtype,
+               "alpha": "fp64", **sizes, **strides("a", "b", "out"),
+               "OP": "constexpr", "FLAT": "constexpr", "BLOCK": "constexpr"}
+        specs.append(CompileSpec(binary_kernel, sig, {"OP": op, "FLAT": flat, "BLOCK": BLOCK},
+                                 f"{op}-{dtype}-{'flat' if flat else 'strided'}"))
+    unary_ops = UNARY_OPS + ("add", "sub", "rsub", "mul", "div", "rdiv", "pow", "rpow")
+    for i, op in enumerate(unary_ops):
+        for dtype in ("bf16", "fp64"):
+            sig = {"out_ptr": "*" + dtype, "x_ptr": "*" + dtype, "scalar": "fp64", **sizes,
+                   **strides("x", "out"), "OP": "constexpr", "FLAT": "constexpr",
+                   "BLOCK": "constexpr"}
+            flat = i % 2 == 0
+            specs.append(CompileSpec(unary_kernel, sig, {"OP": op, "FLAT": flat, "BLOCK": BLOCK},
+                                     f"{op}-{dtype}"))
+    for dtype, op, need_a, need_b in [("fp32", "mul", True, True), ("bf16", "div", True, True),
+                                      ("fp16", "div", False, True), ("fp64", "mul", True, False)]:
+        sig = {"grad_a_ptr": "*" + dtype, "grad_b_ptr": "*" + dtype, "grad_ptr": "*" + dtype,
+               "a_ptr": "*" + dtype, "b_ptr": "*" + dtype, **sizes, **strides("g", "a", "b"),
+               "OP": "constexpr", "NEED_A": "constexpr", "NEED_B": "constexpr",
+               "FLAT": "constexpr", "BLOCK": "constexpr"}
+        constexprs = {"OP": op, "NEED_A": need_a, "NEED_B": need_b, "FLAT": False, "BLOCK": BLOCK}
+        specs.append(CompileSpec(mul_div_bwd_kernel, sig, constexprs,
+                                 f"{op}-{dtype}-{int(need_a)}{int(need_b)}"))
+    return specs
+
+
+COMPILE_SPECS = _specs()

@@ -1,0 +1,138 @@
+"""Tensor creation, attributes, conversions, the device policy and the RNG."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import tritongrad as tg
+from tritongrad.testing import assert_close
+
+
+def test_tensor_from_list_numpy_and_torch():
+    a = tg.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert a.shape == (2, 2) and a.dtype == tg.float32 and a.ndim == 2 and a.numel() == 4
+    assert tg.tensor([1, 2]).dtype == tg.int64
+    b = tg.tensor(np.arange(6, dtype=np.float64).reshape(2, 3))
+    assert b.dtype == tg.float64 and b.tolist() == [[0, 1, 2], [3, 4, 5]]
+    c = tg.tensor(torch.arange(4.0).reshape(2, 2).T, dtype=tg.bfloat16)
+    assert c.dtype == tg.bfloat16 and c.float().tolist() == [[0.0, 2.0], [1.0, 3.0]]
+    assert tg.tensor(3.5).item() == 3.5
+
+
+def test_creation_functions():
+    assert tg.zeros(2, 3).tolist() == [[0.0] * 3] * 2
+    assert tg.ones((2,), dtype=tg.float16).tolist() == [1.0, 1.0]
+    assert tg.full((2, 2), 7.0).tolist() == [[7.0, 7.0], [7.0, 7.0]]
+    assert tg.empty(3, 4).shape == (3, 4)
+    assert tg.arange(5).tolist() == [0, 1, 2, 3, 4]
+    assert tg.arange(1.0, 2.0, 0.25).tolist() == [1.0, 1.25, 1.5, 1.75]
+
+
+def test_from_torch_and_numpy_share_memory():
+    t = torch.zeros(3, device=tg.device())
+    x = tg.from_torch(t)
+    t[0] = 5.0
+    assert x.tolist()[0] == 5.0
+    assert x.torch() is t or x.torch().data_ptr() == t.data_ptr()
+    if tg.device().type == "cpu":
+        a = np.zeros(3, dtype=np.float32)
+        y = tg.from_numpy(a)
+        a[1] = 2.0
+        assert y.numpy()[1] == 2.0
+
+
+def test_from_torch_on_another_device_is_an_error():
+    meta = torch.empty(3, device="meta")
+    with pytest.raises(tg.DeviceError, match="meta"):
+        tg.from_torch(meta)
+    with pytest.raises(tg.DeviceError):
+        tg.tensor([1.0]) + meta
+
+
+def test_to_device_and_dtype():
+    x = tg.tensor([1.0, 2.0])
+    assert x.to(tg.device()) is x
+    assert x.to(tg.device().type, tg.float16).dtype == tg.float16
+    other = "cpu" if tg.device().type == "cuda" else "cuda"
+    with pytest.raises(tg.DeviceError, match=other):
+        x.to(other)
+    assert x.double().dtype == tg.float64 and x.half().float().dtype == tg.float32
+
+
+def test_detach_clone_contiguous_requires_grad():
+    x = tg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    d = x.detach()
+    assert not d.requires_grad and d.torch().data_ptr() == x.torch().data_ptr()
+    c = x.clone()
+    assert c.requires_grad and c.grad_fn is not None and c.torch().data_ptr() != x.torch().data_ptr()
+    t = x.T
+    assert not t.is_contiguous() and t.contiguous().is_contiguous()
+    y = tg.tensor([1.0]).requires_grad_()
+    assert y.requires_grad and y.is_leaf
+
+
+def test_repr_shows_values_and_grad_fn():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    assert "requires_grad=True" in repr(x)
+    assert "grad_fn=<ScalarOpBackward>" in repr(x * 2.0)
+    assert "1." in repr(tg.tensor([1.5, 2.0], dtype=tg.bfloat16))
+
+
+def test_inplace_ops_and_setitem():
+    x = tg.zeros(2, 3)
+    x[0] = 1.0
+    x[1, ::2] = tg.tensor([5.0, 6.0])
+    x.add_(1.0).mul_(2.0)
+    assert x.tolist() == [[4.0, 4.0, 4.0], [12.0, 2.0, 14.0]]
+    x.zero_()
+    assert x.sum().item() == 0.0
+
+
+def test_inplace_through_expanded_view_is_an_error():
+    x = tg.zeros(1, 3).expand(4, 3)
+    with pytest.raises(tg.LayoutError, match="same memory location"):
+        x.add_(1.0)
+
+
+def test_manual_seed_reproduces_and_calls_differ():
+    tg.manual_seed(123)
+    a = tg.randn(1000)
+    b = tg.randn(1000)
+    tg.manual_seed(123)
+    a2 = tg.randn(1000)
+    assert_close(a, a2.torch(), rtol=0, atol=0)
+    assert not torch.equal(a.torch(), b.torch())
+    values = a.torch().double()
+    assert abs(values.mean().item()) < 0.15 and abs(values.std().item() - 1) < 0.15
+    u = tg.rand(1000).torch()
+    assert 0.0 <= u.min().item() and u.max().item() < 1.0
+
+
+def test_rng_state_save_and_restore():
+    tg.manual_seed(7)
+    tg.rand(10)
+    state = tg.get_rng_state()
+    x = tg.rand(10)
+    tg.set_rng_state(state)
+    y = tg.rand(10)
+    assert x.tolist() == y.tolist()
+
+
+def test_device_override_to_cuda_without_gpu_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    env = dict(os.environ, TRITONGRAD_DEVICE="cuda")
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run([sys.executable, "-c", "import tritongrad"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "TRITONGRAD_DEVICE=cuda" in proc.stderr and "no CUDA GPU" in proc.stderr
+
+
+def test_device_is_reported():
+    assert tg.device().type in ("cpu", "cuda")
+    assert tg.is_interpreter() == (tg.device().type == "cpu")

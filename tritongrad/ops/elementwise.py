@@ -1,0 +1,289 @@
+"""Elementwise arithmetic with broadcasting and torch's dtype promotion.
+
+Forward kernels read both operands through their (broadcast, stride-0)
+strides; the backward of a broadcast operand sums the gradient over the
+broadcast dims (``sum_to_shape``), since that operand fed every element there.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from ..autograd.function import Function
+from ..kernels import elementwise as ew
+from ..kernels.reduction import sum_to_shape
+from ..tensor import Tensor, _as_tensor
+
+
+def _wrap_to(grad: torch.Tensor, shape) -> Tensor:
+    return Tensor._wrap(sum_to_shape(grad, tuple(shape)))
+
+
+class Add(Function):
+    """c = a + b: dc/da = dc/db = 1."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.shapes = (a.shape, b.shape)
+        return Tensor._wrap(ew.binary("add", a._data, b._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        need_a, need_b = ctx.needs_input_grad
+        return (_wrap_to(grad._data, ctx.shapes[0]) if need_a else None,
+                _wrap_to(grad._data, ctx.shapes[1]) if need_b else None)
+
+
+class Sub(Function):
+    """c = a - b: dc/da = 1, dc/db = -1."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.shapes = (a.shape, b.shape)
+        return Tensor._wrap(ew.binary("sub", a._data, b._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        need_a, need_b = ctx.needs_input_grad
+        grad_b = None
+        if need_b:
+            grad_b = _wrap_to(ew.unary("neg", grad._data), ctx.shapes[1])
+        return (_wrap_to(grad._data, ctx.shapes[0]) if need_a else None), grad_b
+
+
+class Mul(Function):
+    """c = a * b: dc/da = b, dc/db = a (one fused backward launch for both)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return Tensor._wrap(ew.binary("mul", a._data, b._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        grad_a, grad_b = ew.mul_bwd(grad._data, a._data, b._data, need_a, need_b)
+        return (_wrap_to(grad_a, a.shape) if need_a else None,
+                _wrap_to(grad_b, b.shape) if need_b else None)
+
+
+class Div(Function):
+    """c = a / b: dc/da = 1/b, dc/db = -a/b^2 (one fused backward launch)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return Tensor._wrap(ew.binary("div", a._data, b._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, b = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        grad_a, grad_b = ew.div_bwd(grad._data, a._data, b._data, need_a, need_b)
+        return (_wrap_to(grad_a, a.shape) if need_a else None,
+                _wrap_to(grad_b, b.shape) if need_b else None)
+
+
+class ScalarOp(Function):
+    """c = a op s (or s op a when ``reverse``) for a Python scalar s.
+
+    Gradients: add: 1; sub: 1 (reversed: -1); mul: s; div: 1/s
+    (reversed, c = s/a: -s/a^2 = s * d(a^-1)/da); pow: s * a^(s-1)
+    (reversed, c = s^a: c * ln s)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, op: str, scalar: float, reverse: bool) -> Tensor:
+        ctx.op, ctx.scalar, ctx.reverse = op, scalar, reverse
+        out = Tensor._wrap(ew.binary_scalar(op, a._data, scalar, reverse=reverse))
+        if op in ("pow", "div") and reverse:
+            ctx.save_for_backward(a, out)
+        elif op == "pow":
+            ctx.save_for_backward(a)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        op, s, reverse = ctx.op, ctx.scalar, ctx.reverse
+        g = grad._data
+        if op == "add":
+            result = g
+        elif op == "sub":
+            result = ew.unary("neg", g) if reverse else g
+        elif op == "mul":
+            result = ew.binary_scalar("mul", g, s)
+        elif op == "div" and not reverse:
+            result = ew.binary_scalar("div", g, s)
+        elif op == "div":
+            a, _ = ctx.saved_tensors
+            result = ew.binary_scalar("mul", ew.pow_scalar_bwd(g, a._data, -1.0), s)
+        elif op == "pow" and not reverse:
+            (a,) = ctx.saved_tensors
+            result = ew.pow_scalar_bwd(g, a._data, s)
+        else:  # s ** a
+            _, out = ctx.saved_tensors
+            result = ew.binary_scalar("mul", ew.binary("mul", g, out._data), math.log(s) if s > 0 else float("nan"))
+        return Tensor._wrap(result), None, None, None
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        return Tensor._wrap(ew.unary("neg", a._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return Tensor._wrap(ew.unary("neg", grad._data))
+
+
+class Exp(Function):
+    """y = e^x: dy/dx = y (saved output, no recomputation)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        out = Tensor._wrap(ew.unary("exp", a._data))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (out,) = ctx.saved_tensors
+        return Tensor._wrap(ew.binary("mul", grad._data, out._data))
+
+
+class Log(Function):
+    """y = ln x: dy/dx = 1/x."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        ctx.save_for_backward(a)
+        return Tensor._wrap(ew.unary("log", a._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (a,) = ctx.saved_tensors
+        return Tensor._wrap(ew.binary("div", grad._data, a._data))
+
+
+class Sqrt(Function):
+    """y = sqrt(x): dy/dx = 1 / (2 y)."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        out = Tensor._wrap(ew.unary("sqrt", a._data))
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (out,) = ctx.saved_tensors
+        return Tensor._wrap(ew.binary_scalar("mul", ew.binary("div", grad._data, out._data), 0.5))
+
+
+# --- dtype promotion and the user-facing functions -----------------------------------------
+
+
+def _result_dtype(a: Tensor, b: Tensor) -> torch.dtype:
+    """torch's rule for float operands: a 0-d tensor does not raise the dtype of
+    a dimensioned one of the same category."""
+    if a.ndim == 0 and b.ndim > 0 and a.is_floating_point() == b.is_floating_point():
+        return b.dtype
+    if b.ndim == 0 and a.ndim > 0 and a.is_floating_point() == b.is_floating_point():
+        return a.dtype
+    return torch.promote_types(a.dtype, b.dtype)
+
+
+def _promoted(a: Tensor, b: Tensor) -> tuple:
+    dtype = _result_dtype(a, b)
+    if not dtype.is_floating_point:
+        dtype = torch.float32  # integer arithmetic is not a kernel of ours: compute in fp32
+    return (a if a.dtype == dtype else a.to(dtype)), (b if b.dtype == dtype else b.to(dtype))
+
+
+def _float_operand(a: Tensor) -> Tensor:
+    return a if a.is_floating_point() else a.to(torch.float32)
+
+
+def _binary(op: str, a, b, function: type) -> Tensor:
+    if isinstance(b, numbers.Number) and not isinstance(b, bool):
+        return ScalarOp.apply(_float_operand(a), op, float(b), False)
+    a, b = _promoted(a, _as_tensor(b, a))
+    return function.apply(a, b)
+
+
+def add(a: Tensor, b) -> Tensor:
+    return _binary("add", a, b, Add)
+
+
+def sub(a: Tensor, b) -> Tensor:
+    return _binary("sub", a, b, Sub)
+
+
+def mul(a: Tensor, b) -> Tensor:
+    return _binary("mul", a, b, Mul)
+
+
+def div(a: Tensor, b) -> Tensor:
+    return _binary("div", a, b, Div)
+
+
+def rsub(a: Tensor, scalar) -> Tensor:
+    if isinstance(scalar, numbers.Number):
+        return ScalarOp.apply(_float_operand(a), "sub", float(scalar), True)
+    return sub(_as_tensor(scalar, a), a)
+
+
+def rdiv(a: Tensor, scalar) -> Tensor:
+    if isinstance(scalar, numbers.Number):
+        return ScalarOp.apply(_float_operand(a), "div", float(scalar), True)
+    return div(_as_tensor(scalar, a), a)
+
+
+def pow(a: Tensor, exponent) -> Tensor:
+    if not isinstance(exponent, numbers.Number):
+        raise TypeError("tritongrad supports tensor ** python-number only "
+                        f"(got an exponent of type {type(exponent).__name__})")
+    return ScalarOp.apply(_float_operand(a), "pow", float(exponent), False)
+
+
+def rpow(a: Tensor, base) -> Tensor:
+    if not isinstance(base, numbers.Number):
+        raise TypeError(f"unsupported base of type {type(base).__name__} for ** with a Tensor")
+    return ScalarOp.apply(_float_operand(a), "pow", float(base), True)
+
+
+def neg(a: Tensor) -> Tensor:
+    return Neg.apply(a)
+
+
+def exp(a: Tensor) -> Tensor:
+    return Exp.apply(_float_operand(a))
+
+
+def log(a: Tensor) -> Tensor:
+    return Log.apply(_float_operand(a))
+
+
+def sqrt(a: Tensor) -> Tensor:
+    return Sqrt.apply(_float_operand(a))
+
+
+def inplace(target: Tensor, op: str, other, alpha: float = 1.0) -> Tensor:
+    """``target op= other`` by a kernel writing through target's strides."""
+    target._check_inplace()
+    if isinstance(other, numbers.Number) and not isinstance(other, bool):
+        value = float(other) * (alpha if op in ("add", "sub") else 1.0)
+        ew.binary_scalar(op, target._data, value, out=target._data)
+    else:
+        other = _as_tensor(other, target)
+        data = other._data
+        if data.dtype != target.dtype:
+            from ..kernels.copy import copy
+
+            data = copy(data, target.dtype)
+        ew.binary(op, target._data, data, out=target._data, alpha=alpha)
+    target._bump_version()
+    return target

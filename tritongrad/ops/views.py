@@ -1,0 +1,198 @@
+"""Views: reshape, transpose, permute, (un)squeeze, expand, basic indexing.
+
+A view's forward is metadata only (torch's view of the same storage); its
+backward maps the gradient back to the input's shape. Only ``expand``
+(summing over broadcast dims) and ``getitem`` (scattering into zeros) launch
+kernels in backward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..autograd.function import Function
+from ..kernels import copy as copy_kernels
+from ..kernels._checks import OutOfRangeError, ShapeError
+from ..tensor import Tensor
+
+
+def shape_arg(shape) -> tuple:
+    """Accept f(2, 3) and f((2, 3))."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def reshaped(data: torch.Tensor, shape) -> torch.Tensor:
+    """``data`` viewed as ``shape``; when its strides cannot express that, a
+    contiguous copy first (our copy kernel, never torch's)."""
+    try:
+        return data.view(shape)
+    except RuntimeError:
+        return copy_kernels.copy(data).view(shape)
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, shape: tuple) -> Tensor:
+        ctx.input_shape = tuple(x.shape)
+        try:
+            return Tensor._wrap(reshaped(x._data, shape))
+        except RuntimeError as error:
+            raise ShapeError(f"reshape: shape {list(shape)} is invalid for input of size "
+                             f"{x.numel()} (shape {list(x.shape)})") from error
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return Tensor._wrap(reshaped(grad._data, ctx.input_shape)), None
+
+
+class View(Function):
+    """Like reshape, but never copies: a view torch cannot express is an error."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, shape: tuple) -> Tensor:
+        ctx.input_shape = tuple(x.shape)
+        try:
+            return Tensor._wrap(x._data.view(shape))
+        except RuntimeError as error:
+            raise ShapeError(f"view: cannot view shape {list(x.shape)} (strides "
+                             f"{list(x.stride())}) as {list(shape)}: {error}. Use .reshape().") from None
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return Tensor._wrap(reshaped(grad._data, ctx.input_shape)), None
+
+
+class Permute(Function):
+    """y = x.permute(dims); backward permutes the gradient by the inverse."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dims: tuple) -> Tensor:
+        if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+            raise ShapeError(f"permute: dims {list(dims)} are not a permutation of "
+                             f"{x.ndim} dims (shape {list(x.shape)})")
+        dims = tuple(d % x.ndim for d in dims)
+        ctx.inverse = tuple(sorted(range(len(dims)), key=lambda i: dims[i]))
+        return Tensor._wrap(x._data.permute(dims))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return Tensor._wrap(grad._data.permute(ctx.inverse)), None
+
+
+class Transpose(Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, dim0: int, dim1: int) -> Tensor:
+        ctx.dims = (dim0, dim1)
+        return Tensor._wrap(x._data.transpose(dim0, dim1))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return Tensor._wrap(grad._data.transpose(*ctx.dims)), None, None
+
+
+class Expand(Function):
+    """y = x broadcast to ``shape`` (stride 0). Backward: sum the gradient over
+    the broadcast dims, since each x element fed every y element in them."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, shape: tuple) -> Tensor:
+        ctx.input_shape = tuple(x.shape)
+        try:
+            return Tensor._wrap(x._data.expand(shape))
+        except RuntimeError:
+            raise ShapeError(f"expand: shape {list(x.shape)} cannot be expanded to "
+                             f"{list(shape)}") from None
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        from ..kernels.reduction import sum_to_shape
+
+        return Tensor._wrap(sum_to_shape(grad._data, ctx.input_shape)), None
+
+
+def normalize_index(index):
+    """Basic indexing only (ints, slices, None, Ellipsis): those are views."""
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if isinstance(item, Tensor) or isinstance(item, (list, torch.Tensor)):
+            raise TypeError(
+                "tritongrad supports basic indexing only (ints, slices, None, ...); "
+                f"got an index of type {type(item).__name__}"
+            )
+        if isinstance(item, slice) and item.step is not None and item.step <= 0:
+            raise ValueError("step must be greater than zero")
+    return index
+
+
+class GetItem(Function):
+    """y = x[index] (a view). Backward: a zero tensor of x's shape with the
+    gradient written into the same view: only the selected elements get one."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, index) -> Tensor:
+        ctx.input_shape = tuple(x.shape)
+        ctx.index = index
+        try:
+            return Tensor._wrap(x._data[index])
+        except IndexError as error:
+            raise OutOfRangeError(f"index {index!r} is out of range for shape "
+                                  f"{list(x.shape)}: {error}") from None
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        full = torch.zeros(ctx.input_shape, dtype=grad.dtype, device=grad.device)
+        copy_kernels.copy_into(full[ctx.index], grad._data)
+        return Tensor._wrap(full), None
+
+
+def reshape(x: Tensor, shape: tuple) -> Tensor:
+    return Reshape.apply(x, shape)
+
+
+def view(x: Tensor, shape: tuple) -> Tensor:
+    return View.apply(x, shape)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    merged = 1
+    for size in x.shape[start:end + 1]:
+        merged *= size
+    return reshape(x, tuple(x.shape[:start]) + (merged,) + tuple(x.shape[end + 1:]))
+
+
+def permute(x: Tensor, dims: tuple) -> Tensor:
+    return Permute.apply(x, dims)
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    return Transpose.apply(x, dim0, dim1)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise OutOfRangeError(f"unsqueeze: dim {dim} out of range for a {x.ndim}-D tensor")
+    dim = dim % (x.ndim + 1)
+    return reshape(x, tuple(x.shape[:dim]) + (1,) + tuple(x.shape[dim:]))
+
+
+def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
+    if dim is None:
+        shape = tuple(s for s in x.shape if s != 1)
+    else:
+        dim = dim % max(x.ndim, 1)
+        shape = tuple(s for i, s in enumerate(x.shape) if not (i == dim and s == 1))
+    return reshape(x, shape)
+
+
+def expand(x: Tensor, shape: tuple) -> Tensor:
+    shape = tuple(x.shape[i - (len(shape) - x.ndim)] if s == -1 else s for i, s in enumerate(shape))
+    return Expand.apply(x, shape)
+
+
+def getitem(x: Tensor, index) -> Tensor:
+    return GetItem.apply(x, normalize_index(index))
