@@ -77,24 +77,36 @@ def sqrt_rn(x):
 
 
 @triton.jit
-def pow_fp(base, exponent):
+def pow_fp(base, exponent, SCALAR_EXPONENT: tl.constexpr):
     """base ** exponent elementwise (tensors of one shape), with C/torch semantics.
 
-    General case: |base| ** e = exp2(e * log2|base|), with sign (-1) ** e for a
-    negative base and an integer e; a non-integer e keeps the base's sign, so
-    log2 of a negative base gives NaN, as pow does. Exact forms for the common
-    exponents (2, 1, 0.5, -1) match torch bit for bit there, and
-    pow(x, 0) = pow(1, y) = 1 even for NaN."""
+    General case: |base| ** e = exp2(e * log2|base|), times (-1) ** e for a
+    negative base (-0.0 included) and an odd integer e. A finite negative base with
+    a non-integer e keeps its sign inside log2, which gives NaN, as pow does.
+    Exact forms for the exponents torch special-cases (2, 3, 1, -1, -2) match it bit
+    for bit, and pow(x, 0) = pow(1, y) = pow(-1, +-inf) = 1, NaN too. torch computes
+    x ** 0.5 and x ** -0.5 as sqrt and rsqrt only for a scalar exponent
+    (SCALAR_EXPONENT), which differs from pow at -0.0 and -inf."""
+    inf = float("inf")
+    recip = div_rn(tl.zeros_like(base) + 1.0, base)
+    is_negative = (base < 0) | ((base == 0) & (recip < 0))
     is_int = tl.floor(exponent) == exponent
     half = exponent * 0.5
     is_odd = is_int & (tl.floor(half) != half)
-    magnitude = tl.exp2(exponent * tl.log2(tl.where(is_int, tl.abs(base), base)))
-    result = tl.where((base < 0) & is_odd, -magnitude, magnitude)
+    log_arg = tl.where(is_int | (base == -inf), tl.abs(base), base)
+    magnitude = tl.exp2(exponent * tl.log2(log_arg))
+    result = tl.where(is_negative & is_odd, -magnitude, magnitude)
     result = tl.where(exponent == 2.0, base * base, result)
+    result = tl.where(exponent == 3.0, base * base * base, result)
     result = tl.where(exponent == 1.0, base, result)
-    result = tl.where(exponent == 0.5, sqrt_rn(base), result)
-    result = tl.where(exponent == -1.0, div_rn(tl.zeros_like(base) + 1.0, base), result)
-    return tl.where((exponent == 0.0) | (base == 1.0), 1.0, result)
+    if SCALAR_EXPONENT:
+        root = sqrt_rn(base)
+        result = tl.where(exponent == 0.5, root, result)
+        result = tl.where(exponent == -0.5, div_rn(tl.zeros_like(base) + 1.0, root), result)
+    result = tl.where(exponent == -1.0, recip, result)
+    result = tl.where(exponent == -2.0, div_rn(tl.zeros_like(base) + 1.0, base * base), result)
+    is_one = (exponent == 0.0) | (base == 1.0) | ((base == -1.0) & (tl.abs(exponent) == inf))
+    return tl.where(is_one, 1.0, result)
 
 
 @triton.jit
@@ -152,7 +164,7 @@ def binary_kernel(
         # to a zero gradient (where x**-1 would make 0 * inf = NaN at x = 0); e = 0.5
         # and e = -1 give +-inf at x = 0, as in torch.
         exponent_m1 = tl.zeros_like(b) + (scalar - 1.0)
-        result = tl.where(scalar == 0.0, 0.0, a * scalar * pow_fp(b, exponent_m1))
+        result = tl.where(scalar == 0.0, 0.0, a * scalar * pow_fp(b, exponent_m1, True))
     tl.store(out_ptr + out_off, cast_to(result, out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -204,9 +216,9 @@ def unary_kernel(
     elif OP == "rdiv":
         result = div_rn(tl.zeros_like(x) + s, x)
     elif OP == "pow":
-        result = pow_fp(x, tl.zeros_like(x) + s)
+        result = pow_fp(x, tl.zeros_like(x) + s, True)
     else:  # "rpow"
-        result = pow_fp(tl.zeros_like(x) + s, x)
+        result = pow_fp(tl.zeros_like(x) + s, x, False)
     tl.store(out_ptr + out_off, cast_to(result, out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -282,19 +294,21 @@ def _broadcast(op: str, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def _memory_span(t: torch.Tensor) -> tuple[int, int]:
-    """[first, last] byte addresses that t's elements occupy."""
+    """(first, last) byte addresses that t's elements occupy."""
     low = high = 0
     for size, stride in zip(t.shape, t.stride()):
-        if size > 1:
-            (low, high) = (low + stride * (size - 1), high) if stride < 0 else (
-                low, high + stride * (size - 1))
-    base = t.data_ptr()
-    return base + low * t.element_size(), base + (high + 1) * t.element_size() - 1
+        if stride < 0:
+            low += stride * (size - 1)
+        else:
+            high += stride * (size - 1)
+    return t.data_ptr() + low * t.element_size(), t.data_ptr() + (high + 1) * t.element_size() - 1
 
 
-def _check_out(op: str, out: torch.Tensor, shape: torch.Size, *inputs: torch.Tensor) -> None:
-    """out has the result's shape, can be written without self-collision, and overlaps
-    no input except one it aliases exactly (same address and strides: an in-place op)."""
+def _check_out(op: str, out: torch.Tensor, *inputs: torch.Tensor) -> None:
+    """out has the result's shape (the inputs come expanded to it), can be written without
+    self-collision, and overlaps no input except one it aliases exactly (same address
+    and strides: an in-place op)."""
+    shape = inputs[0].shape
     check_tensor(op, "out", out, FLOAT_DTYPES)
     check_same_device(op, out=out, input=inputs[0])
     if tuple(out.shape) != tuple(shape):
@@ -307,10 +321,10 @@ def _check_out(op: str, out: torch.Tensor, shape: torch.Size, *inputs: torch.Ten
         return
     out_lo, out_hi = _memory_span(out)
     for t in inputs:
-        if t.numel() == 0:
-            continue
         lo, hi = _memory_span(t)
-        same_view = t.data_ptr() == out.data_ptr() and t.stride() == out.stride()
+        same_view = t.data_ptr() == out.data_ptr() and all(
+            st == so for st, so, size in zip(t.stride(), out.stride(), shape) if size > 1
+        )
         if lo <= out_hi and out_lo <= hi and not same_view:
             raise LayoutError(
                 f"{op}: unsupported operation: the output (shape {tuple(out.shape)}, strides "
@@ -335,7 +349,8 @@ def binary(
 ) -> torch.Tensor:
     """a OP b for OP in add, sub, mul, div (add/sub: a +- alpha * b), broadcasting a
     against b; into a new contiguous tensor, or into ``out`` (any non-overlapping
-    view of the broadcast shape, possibly ``a`` itself) when given."""
+    view of the broadcast shape, possibly ``a`` itself; a float dtype other than a's
+    gets the result rounded into it) when given."""
     if op not in BINARY_OPS:
         raise ValueError(f"binary: op must be one of {BINARY_OPS}, got {op!r}")
     check_tensor(op, "a", a, FLOAT_DTYPES)
@@ -347,7 +362,7 @@ def binary(
     if out is None:
         out = torch.empty(a_full.shape, dtype=a.dtype, device=a.device)
     else:
-        _check_out(op, out, a_full.shape, a, b)
+        _check_out(op, out, a_full, b_full)
     numel = out.numel()
     if numel == 0:
         return out
@@ -367,7 +382,7 @@ def _unary_launch(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | N
     if out is None:
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     else:
-        _check_out(op, out, x.shape, x)
+        _check_out(op, out, x)
     numel = out.numel()
     if numel == 0:
         return out

@@ -105,7 +105,7 @@ def _launch_sum(out: torch.Tensor, x: torch.Tensor, n_rows: int, n_cols: int,
     partial = torch.empty((n_rows, n_splits), dtype=acc_dtype, device=x.device)
     launch(sum_kernel, (n_row_blocks, n_splits), partial, x, 1.0, n_rows, n_cols,
            cols_per_split, stride_xr, stride_xc, n_splits, 1, BLOCK_R=block_r, BLOCK_C=block_c,
-           flops=n_rows * n_cols, bytes_moved=read_bytes + partial.numel() * 4)
+           flops=n_rows * n_cols, bytes_moved=read_bytes + partial.numel() * partial.element_size())
     block_r, block_c = _blocks(n_rows, n_splits, False)
     launch(sum_kernel, (cdiv(n_rows, block_r), 1), out, partial, float(divisor), n_rows,
            n_splits, n_splits, n_splits, 1, 1, 0, BLOCK_R=block_r, BLOCK_C=block_c,

@@ -125,7 +125,8 @@ class ScalarOp(Function):
             result = ew.pow_scalar_bwd(g, a._data, s)
         else:  # s ** a
             _, out = ctx.saved_tensors
-            result = ew.binary_scalar("mul", ew.binary("mul", g, out._data), math.log(s) if s > 0 else float("nan"))
+            log_base = math.log(s) if s > 0 else float("nan")
+            result = ew.binary_scalar("mul", ew.binary("mul", g, out._data), log_base)
         return Tensor._wrap(result), None, None, None
 
 
