@@ -113,8 +113,8 @@ class CompileSpec:
     @property
     def jit_function(self) -> Any:
         fn = self.kernel
-        while not hasattr(fn, "arg_names") and hasattr(fn, "fn"):
-            fn = fn.fn  # unwrap autotuner / heuristics
+        while not isinstance(fn, triton.runtime.jit.JITFunction) and hasattr(fn, "fn"):
+            fn = fn.fn  # unwrap autotuner / heuristics (they also carry arg_names)
         return fn
 
 
