@@ -1,0 +1,453 @@
+"""Fused softmax cross-entropy: loss and logits gradient in one pass over the logits.
+
+For a row x (C logits), target class t and label smoothing eps:
+  lse    = log sum_c exp(x_c)
+  loss   = (1 - eps) * (lse - x_t) + eps * (lse - mean_c x_c)
+This is torch's definition: the smoothed target distribution is
+q = (1 - eps) * onehot(t) + eps / C, and loss = -sum_c q_c * log_softmax(x)_c.
+
+Gradient (derived from the same form, with p = softmax(x) = exp(x - lse)):
+  d lse / d x_c = p_c,  d x_t / d x_c = [c == t],  d mean(x) / d x_c = 1 / C
+  d loss / d x_c = (1 - eps) * (p_c - [c == t]) + eps * (p_c - 1/C)
+                 = p_c - (1 - eps) * [c == t] - eps / C
+The forward kernel writes this gradient, unscaled, into its own new buffer while
+the row is in registers. Backward is then one scaling launch: by grad_output /
+n_valid ('mean': d(sum_r loss_r / n_valid) / d loss_r = 1 / n_valid), by
+grad_output ('sum'), or by grad_output[r] per row ('none').
+
+The row kernel keeps a running max m and running sum s of exp(x - m) over
+column blocks (online softmax), so any C works; with C <= MAX_BLOCK_C the row
+is one block and the logits are read once. Rows whose target is ignore_index
+read nothing and get loss 0 and gradient 0.
+
+Label range is a value check, so it runs on the device: the row kernel sets an
+int32 flag (and stores the offending label) for a label outside [0, C) that is
+not ignore_index; ``check_labels=True`` reads the flag (one host sync) and
+raises. Pass ``check_labels=False`` to keep the forward free of syncs when
+benchmarking; a bad label then gives a NaN loss for its row (never an
+out-of-bounds read).
+
+Infinities and NaN follow torch: -inf on a non-target class is fine, -inf on
+the target gives an inf loss, a row that is all -inf or holds a NaN (or +inf)
+gives NaN. One difference: an ignored row holding a NaN gets gradient 0 here,
+where torch's log_softmax backward turns it into NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._checks import (
+    DTypeError,
+    LayoutError,
+    OutOfRangeError,
+    ShapeError,
+    check_same_device,
+    check_tensor,
+    dtype_name,
+)
+from ._common import cast_to
+from ._launch import CompileSpec, cdiv, launch
+from .copy import contiguous
+
+OP = "cross_entropy"
+LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+REDUCTIONS = ("mean", "sum", "none")
+MODE_SUM, MODE_MEAN, MODE_NONE = 0, 1, 2
+_MODES = {"sum": MODE_SUM, "mean": MODE_MEAN, "none": MODE_NONE}
+
+# Widest column block: 32768 fp32 values are 32 registers per thread at 32 warps,
+# so a row of up to 32768 classes is read once. Wider rows take several blocks.
+MAX_BLOCK_C = 32768
+REDUCE_BLOCK = 1024
+SCALE_BLOCK = 2048
+
+
+@triton.jit
+def cross_entropy_fwd_kernel(
+    loss_ptr, grad_ptr, err_flag_ptr, err_label_ptr, logits_ptr, target_ptr,
+    n_cols, ignore_index, label_smoothing,
+    stride_logits_row, stride_logits_col, stride_grad_row, stride_target,
+    BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr, COMPUTE_GRAD: tl.constexpr,
+    HAS_SMOOTHING: tl.constexpr,
+):
+    """Per-row loss and (optionally) unscaled logits gradient; one program per row.
+
+    loss_ptr: (N,) row losses, contiguous (fp32, or the logits dtype for 'none').
+    grad_ptr: (N, C) gradient, row stride stride_grad_row, column stride 1;
+        written only when COMPUTE_GRAD (otherwise any pointer).
+    err_flag_ptr: (1,) int32, set to 1 by a row whose label is out of range.
+    err_label_ptr: (1,) int64, one offending label.
+    logits_ptr: (N, C) fp32/fp16/bf16 with strides (stride_logits_row, stride_logits_col).
+    target_ptr: (N,) int64 class indices with stride stride_target.
+    n_cols: C. ignore_index: label whose row is skipped (may be negative).
+    label_smoothing: eps in [0, 1]; HAS_SMOOTHING is eps > 0.
+    BLOCK_C: column block (power of two); SINGLE_BLOCK: C <= BLOCK_C.
+    """
+    row = tl.program_id(0).to(tl.int64)
+    target = tl.load(target_ptr + row * stride_target)
+    active = target != ignore_index
+    in_range = (target >= 0) & (target < n_cols)
+    bad = active & ((target < 0) | (target >= n_cols))
+    tl.store(err_flag_ptr, 1, mask=bad)
+    tl.store(err_label_ptr, target, mask=bad)
+
+    logits_row = logits_ptr + row * stride_logits_row
+    grad_row = grad_ptr + row * stride_grad_row
+    cols = tl.arange(0, BLOCK_C)
+    # Ignored rows load nothing (all lanes masked; results zeroed below). A column
+    # limit rather than `mask & active`: the interpreter rejects a block mask
+    # combined with a scalar one.
+    load_cols = tl.where(active, n_cols, 0)
+    # An out-of-range label (only when the host skips the check) reads nothing: NaN loss.
+    x_target = tl.load(logits_row + target * stride_logits_col, mask=active & in_range,
+                       other=float("nan")).to(tl.float32)
+
+    if SINGLE_BLOCK:
+        col_mask = cols < n_cols
+        x = tl.load(logits_row + cols * stride_logits_col, mask=cols < load_cols,
+                    other=float("-inf")).to(tl.float32)
+        row_max = tl.max(x, axis=0)
+        # All -inf: shift by 0 so exp gives 0 (not exp(nan)); lse = -inf then gives NaN
+        # loss as torch. A NaN or +inf makes the sum NaN, which reaches every output.
+        shift = tl.where(row_max == float("-inf"), 0.0, row_max)
+        sum_exp = tl.sum(tl.exp(x - shift), axis=0)
+        if HAS_SMOOTHING:
+            sum_x = tl.sum(tl.where(col_mask, x, 0.0), axis=0)
+    else:
+        running_max = tl.full((), float("-inf"), tl.float32)
+        sum_exp = tl.zeros((), tl.float32)
+        sum_x = tl.zeros((), tl.float32)
+        for start in range(0, n_cols, BLOCK_C):
+            c = start + cols
+            col_mask = c < n_cols
+            x = tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
+                        other=float("-inf")).to(tl.float32)
+            new_max = tl.maximum(running_max, tl.max(x, axis=0))
+            # sum_exp holds sum exp(x - old shift); rescale it to the new shift.
+            shift = tl.where(new_max == float("-inf"), 0.0, new_max)
+            old_shift = tl.where(running_max == float("-inf"), 0.0, running_max)
+            sum_exp = sum_exp * tl.exp(old_shift - shift) + tl.sum(tl.exp(x - shift), axis=0)
+            running_max = new_max
+            if HAS_SMOOTHING:
+                sum_x += tl.sum(tl.where(col_mask, x, 0.0), axis=0)
+        shift = tl.where(running_max == float("-inf"), 0.0, running_max)
+    # Ignored rows have sum_exp 0; log(1) keeps them quiet (their outputs are zeroed).
+    lse = shift + tl.log(tl.where(active, sum_exp, 1.0))
+
+    loss = lse - x_target
+    if HAS_SMOOTHING:
+        # Gated by a constexpr: with eps == 0 a -inf logit would make 0 * inf = NaN.
+        loss = (1.0 - label_smoothing) * loss + label_smoothing * (lse - sum_x / n_cols)
+    loss = tl.where(active, loss, 0.0)
+    tl.store(loss_ptr + row, cast_to(loss, loss_ptr.dtype.element_ty))
+
+    if COMPUTE_GRAD:
+        target_weight = 1.0 - label_smoothing
+        uniform = label_smoothing / n_cols
+        if SINGLE_BLOCK:
+            # x is still in registers: the logits are read once.
+            grad = tl.exp(x - lse) - tl.where(cols == target, target_weight, 0.0) - uniform
+            grad = tl.where(active, grad, 0.0)
+            tl.store(grad_row + cols, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
+        else:
+            for start in range(0, n_cols, BLOCK_C):
+                c = start + cols
+                col_mask = c < n_cols
+                x = tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
+                            other=float("-inf")).to(tl.float32)
+                grad = tl.exp(x - lse) - tl.where(c == target, target_weight, 0.0) - uniform
+                grad = tl.where(active, grad, 0.0)
+                tl.store(grad_row + c, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
+
+
+@triton.jit
+def cross_entropy_reduce_kernel(
+    loss_ptr, n_valid_ptr, row_loss_ptr, target_ptr,
+    n_rows, ignore_index, stride_target,
+    BLOCK: tl.constexpr, MEAN: tl.constexpr,
+):
+    """loss = sum_r row_loss[r] (divided by n_valid when MEAN); n_valid = #(target != ignore).
+
+    One program, adding blocks in a fixed order (deterministic, no atomics).
+    loss_ptr: 0-d, the logits dtype. n_valid_ptr: 0-d int64.
+    row_loss_ptr: (N,) contiguous (0 for ignored rows). target_ptr: (N,) int64, stride
+    stride_target. 'mean' over zero valid rows is NaN, as torch.
+    """
+    offs = tl.arange(0, BLOCK)
+    total = tl.zeros([BLOCK], dtype=tl.float32)
+    count = tl.zeros([BLOCK], dtype=tl.int64)
+    for start in range(0, n_rows, BLOCK):
+        idx = start + offs
+        mask = idx < n_rows
+        total += tl.load(row_loss_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        target = tl.load(target_ptr + idx.to(tl.int64) * stride_target, mask=mask, other=0)
+        count += (mask & (target != ignore_index)).to(tl.int64)
+    loss = tl.sum(total, axis=0)
+    n_valid = tl.sum(count, axis=0)
+    if MEAN:
+        loss = tl.where(n_valid == 0, float("nan"), loss / n_valid.to(tl.float32))
+    tl.store(loss_ptr, cast_to(loss, loss_ptr.dtype.element_ty))
+    tl.store(n_valid_ptr, n_valid)
+
+
+@triton.jit
+def cross_entropy_bwd_kernel(
+    out_ptr, grad_logits_ptr, grad_output_ptr, n_valid_ptr,
+    numel, n_cols, stride_grad_output,
+    BLOCK: tl.constexpr, MODE: tl.constexpr,
+):
+    """out = grad_logits * scale, element-wise over a contiguous buffer.
+
+    MODE 0 ('sum'): scale = grad_output[()]; MODE 1 ('mean'): grad_output[()] / n_valid[()]
+    (0 when n_valid == 0: every row was ignored, so grad_logits is all zero);
+    MODE 2 ('none'): scale = grad_output[row], row = index // n_cols, with grad_output
+    (N,) of stride stride_grad_output.
+    out_ptr, grad_logits_ptr: numel contiguous elements. n_valid_ptr: 0-d int64 (MODE 1).
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < numel
+    grad = tl.load(grad_logits_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if MODE == 2:
+        row = offs // n_cols
+        scale = tl.load(grad_output_ptr + row * stride_grad_output, mask=mask,
+                        other=0.0).to(tl.float32)
+    else:
+        scale = tl.load(grad_output_ptr).to(tl.float32)
+        if MODE == 1:
+            n_valid = tl.load(n_valid_ptr).to(tl.float32)
+            scale = tl.where(n_valid > 0, scale / n_valid, 0.0)
+    tl.store(out_ptr + offs, cast_to(grad * scale, out_ptr.dtype.element_ty), mask=mask)
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{OP}: {reduction!r} is not a valid value for reduction; "
+                         f"expected one of {REDUCTIONS}")
+
+
+def check_target(logits: torch.Tensor, target: torch.Tensor) -> None:
+    """Metadata checks of a (N,) int64 target against (N, C) logits, before any launch."""
+    check_tensor(OP, "target", target)
+    if target.dtype != torch.int64:
+        raise DTypeError(f"{OP}: expected target dtype to be Long (int64), but got "
+                         f"{dtype_name(target.dtype)}")
+    if target.dim() != 1:
+        raise ShapeError(f"{OP}: target must be 1-D (N,) class indices, got shape "
+                         f"{tuple(target.shape)}")
+    if target.shape[0] != logits.shape[0]:
+        raise ShapeError(f"{OP}: Expected input batch_size ({logits.shape[0]}) to match "
+                         f"target batch_size ({target.shape[0]}).")
+    check_same_device(OP, logits=logits, target=target)
+
+
+def new_label_errors(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A zeroed (int32 flag, int64 offending label) pair for cross_entropy_rows."""
+    return (torch.zeros((1,), dtype=torch.int32, device=device),
+            torch.zeros((1,), dtype=torch.int64, device=device))
+
+
+def raise_on_label_errors(errors: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Read the device flag (one host sync) and raise OutOfRangeError if it is set."""
+    flag, label = errors
+    if int(flag.item()):
+        raise OutOfRangeError(f"{OP}: Target {int(label.item())} is out of bounds.")
+
+
+def cross_entropy_rows(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    row_loss: torch.Tensor,
+    grad_logits: torch.Tensor | None,
+    errors: tuple[torch.Tensor, torch.Tensor],
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+) -> None:
+    """Launch the row kernel into given buffers: row_loss (N,) contiguous (any float
+    dtype), grad_logits (N, C) with column stride 1 or None, errors from new_label_errors.
+    No host sync. The building block of cross_entropy_fwd and of chunked callers."""
+    check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
+    check_target(logits, target)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{OP}: label_smoothing must be between 0.0 and 1.0, got "
+                         f"{label_smoothing}")
+    n_rows, n_cols = logits.shape
+    if n_cols == 0 and n_rows:
+        raise ShapeError(f"{OP}: logits of shape {tuple(logits.shape)} have no classes")
+    if tuple(row_loss.shape) != (n_rows,) or not row_loss.is_contiguous():
+        raise LayoutError(f"{OP}: row_loss must be a contiguous ({n_rows},) buffer, got shape "
+                          f"{tuple(row_loss.shape)} strides {tuple(row_loss.stride())}")
+    if grad_logits is not None:
+        if (tuple(grad_logits.shape) != (n_rows, n_cols)
+                or (n_cols > 1 and grad_logits.stride(1) != 1)):
+            raise LayoutError(f"{OP}: grad_logits must be ({n_rows}, {n_cols}) with column "
+                              f"stride 1, got shape {tuple(grad_logits.shape)} strides "
+                              f"{tuple(grad_logits.stride())}")
+    if n_rows == 0:
+        return
+    block_c = min(triton.next_power_of_2(n_cols), MAX_BLOCK_C)
+    single_block = n_cols <= block_c
+    compute_grad = grad_logits is not None
+    elem = logits.element_size()
+    # Logits reads: once when the row fits a block, else twice when the gradient is
+    # written (statistics pass, then gradient pass).
+    logit_reads = 1 if single_block or not compute_grad else 2
+    smoothing = label_smoothing > 0.0
+    launch(
+        cross_entropy_fwd_kernel, (n_rows,),
+        row_loss, grad_logits if compute_grad else logits, errors[0], errors[1], logits, target,
+        n_cols, int(ignore_index), float(label_smoothing),
+        logits.stride(0), logits.stride(1),
+        grad_logits.stride(0) if compute_grad else 0, target.stride(0),
+        BLOCK_C=block_c, SINGLE_BLOCK=single_block, COMPUTE_GRAD=compute_grad,
+        HAS_SMOOTHING=smoothing, num_warps=min(32, max(4, block_c // 512)),
+        flops=n_rows * n_cols * (4 + int(smoothing) + 4 * int(compute_grad)),
+        bytes_moved=n_rows * n_cols * elem * (logit_reads + int(compute_grad))
+        + n_rows * (target.element_size() + row_loss.element_size()),
+    )
+
+
+def cross_entropy_reduce(
+    row_loss: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, n_valid): 0-d loss in ``dtype`` (sum, or sum / n_valid for 'mean') and the
+    0-d int64 count of rows whose target is not ignore_index. One single-program launch."""
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"{OP}: cross_entropy_reduce takes 'mean' or 'sum', got {reduction!r}")
+    n_rows = row_loss.shape[0]
+    loss = torch.empty((), dtype=dtype, device=row_loss.device)
+    n_valid = torch.empty((), dtype=torch.int64, device=row_loss.device)
+    launch(cross_entropy_reduce_kernel, (1,), loss, n_valid, row_loss, target,
+           n_rows, int(ignore_index), target.stride(0) if n_rows else 1,
+           BLOCK=REDUCE_BLOCK, MEAN=reduction == "mean",
+           flops=2 * n_rows,
+           bytes_moved=n_rows * (row_loss.element_size() + target.element_size()) + 16)
+    return loss, n_valid
+
+
+def cross_entropy_fwd(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    compute_grad: bool = True,
+    check_labels: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Softmax cross-entropy of (N, C) logits against (N,) int64 labels.
+
+    Returns (loss, grad_logits, n_valid): loss is 0-d for 'mean'/'sum' and (N,) for
+    'none', in the logits dtype; grad_logits is the unscaled (N, C) gradient
+    p - (1-eps) onehot - eps/C (zero on ignored rows) in a new buffer, or None when
+    compute_grad is False; n_valid is the 0-d int64 count of non-ignored rows (None
+    for 'none'). check_labels=True syncs once to raise OutOfRangeError on a label
+    outside [0, C); check_labels=False skips the sync (for benchmarking).
+    Logits of any strides are read in place; arithmetic is fp32.
+    """
+    _check_reduction(reduction)
+    check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
+    check_target(logits, target)
+    n_rows, n_cols = logits.shape
+    device = logits.device
+    row_dtype = logits.dtype if reduction == "none" else torch.float32
+    row_loss = torch.empty((n_rows,), dtype=row_dtype, device=device)
+    grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=device) \
+        if compute_grad else None
+    errors = new_label_errors(device)
+    cross_entropy_rows(logits, target, row_loss, grad_logits, errors, ignore_index,
+                       label_smoothing)
+    if check_labels and n_rows:
+        raise_on_label_errors(errors)
+    if reduction == "none":
+        return row_loss, grad_logits, None
+    loss, n_valid = cross_entropy_reduce(row_loss, target, ignore_index, reduction, logits.dtype)
+    return loss, grad_logits, n_valid
+
+
+def cross_entropy_bwd(
+    grad_output: torch.Tensor,
+    grad_logits: torch.Tensor,
+    n_valid: torch.Tensor | None,
+    reduction: str = "mean",
+    out_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """grad_logits scaled by grad_output (/ n_valid for 'mean'), into a new buffer.
+
+    grad_output is 0-d for 'mean'/'sum' (read on the device, with n_valid) and (N,)
+    for 'none' (grad_logits must then be (N, C)). For 'mean'/'sum' grad_logits may be
+    any shape, so chunked callers can scale other unscaled gradients the same way.
+    grad_logits itself is never written (retain_graph keeps working).
+    """
+    _check_reduction(reduction)
+    check_tensor(OP, "grad_output", grad_output, LOGIT_DTYPES + (torch.float64,))
+    check_tensor(OP, "grad_logits", grad_logits, LOGIT_DTYPES)
+    check_same_device(OP, grad_output=grad_output, grad_logits=grad_logits)
+    mode = _MODES[reduction]
+    n_cols = grad_logits.shape[-1] if grad_logits.dim() else 1
+    if mode == MODE_NONE:
+        if grad_logits.dim() != 2 or tuple(grad_output.shape) != (grad_logits.shape[0],):
+            raise ShapeError(f"{OP} backward: reduction='none' needs grad_output (N,) and "
+                             f"grad_logits (N, C), got {tuple(grad_output.shape)} and "
+                             f"{tuple(grad_logits.shape)}")
+    elif grad_output.dim() != 0:
+        raise ShapeError(f"{OP} backward: reduction={reduction!r} needs a 0-d grad_output, "
+                         f"got shape {tuple(grad_output.shape)}")
+    if mode == MODE_MEAN:
+        if n_valid is None:
+            raise ValueError(f"{OP} backward: reduction='mean' needs n_valid")
+        check_tensor(OP, "n_valid", n_valid, (torch.int64,))
+    grad_logits = contiguous(grad_logits)  # the kernel walks it flat; ours are contiguous
+    out = torch.empty(grad_logits.shape, dtype=out_dtype or grad_logits.dtype,
+                      device=grad_logits.device)
+    numel = grad_logits.numel()
+    if numel == 0:
+        return out
+    launch(cross_entropy_bwd_kernel, (cdiv(numel, SCALE_BLOCK),),
+           out, grad_logits, grad_output, n_valid if mode == MODE_MEAN else grad_output,
+           numel, n_cols, grad_output.stride(0) if mode == MODE_NONE else 0,
+           BLOCK=SCALE_BLOCK, MODE=mode,
+           flops=numel, bytes_moved=numel * (grad_logits.element_size() + out.element_size()))
+    return out
+
+
+def _specs():
+    specs = []
+    for dt in ("fp32", "bf16", "fp16"):
+        for single, compute_grad, smoothing in [(True, True, False), (False, True, True),
+                                                (True, False, True), (False, False, False)]:
+            sig = {"loss_ptr": "*fp32", "grad_ptr": "*" + dt, "err_flag_ptr": "*i32",
+                   "err_label_ptr": "*i64", "logits_ptr": "*" + dt, "target_ptr": "*i64",
+                   "n_cols": "i32", "ignore_index": "i64", "label_smoothing": "fp32",
+                   "stride_logits_row": "i64", "stride_logits_col": "i64",
+                   "stride_grad_row": "i64", "stride_target": "i64",
+                   "BLOCK_C": "constexpr", "SINGLE_BLOCK": "constexpr",
+                   "COMPUTE_GRAD": "constexpr", "HAS_SMOOTHING": "constexpr"}
+            const = {"BLOCK_C": 1024 if single else MAX_BLOCK_C, "SINGLE_BLOCK": single,
+                     "COMPUTE_GRAD": compute_grad, "HAS_SMOOTHING": smoothing}
+            specs.append(CompileSpec(cross_entropy_fwd_kernel, sig, const,
+                                     f"{dt},single={single},grad={compute_grad},"
+                                     f"smooth={smoothing}"))
+        specs.append(CompileSpec(
+            cross_entropy_reduce_kernel,
+            {"loss_ptr": "*" + dt, "n_valid_ptr": "*i64", "row_loss_ptr": "*fp32",
+             "target_ptr": "*i64", "n_rows": "i32", "ignore_index": "i64",
+             "stride_target": "i64", "BLOCK": "constexpr", "MEAN": "constexpr"},
+            {"BLOCK": REDUCE_BLOCK, "MEAN": True}, dt))
+        for mode in (MODE_SUM, MODE_MEAN, MODE_NONE):
+            specs.append(CompileSpec(
+                cross_entropy_bwd_kernel,
+                {"out_ptr": "*" + dt, "grad_logits_ptr": "*" + dt, "grad_output_ptr": "*" + dt,
+                 "n_valid_ptr": "*i64", "numel": "i64", "n_cols": "i64",
+                 "stride_grad_output": "i64", "BLOCK": "constexpr", "MODE": "constexpr"},
+                {"BLOCK": SCALE_BLOCK, "MODE": mode}, f"{dt},mode={mode}"))
+    return specs
+
+
+COMPILE_SPECS = _specs()

@@ -1,0 +1,297 @@
+"""Mean squared error: forward (fused reduction) and backward (one fused kernel).
+
+Forward, ``reduction='mean'|'sum'``: each program squares and sums one block of
+``input - target`` in fp32 and writes one partial; a single-program kernel then
+adds the partials in a fixed order and scales them. No N-element temporary and
+no atomics, so the result is deterministic. ``reduction='none'`` writes the
+element-wise squares.
+
+Inputs of any strides (views) are read through their strides, using the
+6-D strided indexing of :mod:`copy` after merging dims that are contiguous in
+every operand.
+
+Backward, with d = input - target and g the incoming gradient:
+  loss = s * sum_i d_i^2, s = 1/N for 'mean', 1 for 'sum'
+  dloss/dinput_i  = 2 * s * d_i * g          (g is the 0-d grad_output)
+  dloss/dtarget_i = -dloss/dinput_i
+For 'none', loss_i = d_i^2, so dinput_i = 2 * d_i * g_i and dtarget_i = -dinput_i.
+Both gradients come out of one kernel that reads input and target once.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ._checks import FLOAT_DTYPES, ShapeError, check_same_device, check_same_dtype, check_tensor
+from ._common import cast_to
+from ._launch import CompileSpec, cdiv, launch
+from .copy import MAX_DIMS, merged_layout, strided_offsets
+
+OP = "mse_loss"
+BLOCK = 2048  # elements per program: large blocks keep the partials (and interpreter programs) few
+REDUCE_BLOCK = 1024
+REDUCTIONS = ("mean", "sum", "none")
+
+# reduction codes passed to the kernels
+MODE_SUM, MODE_MEAN, MODE_NONE = 0, 1, 2
+
+
+@triton.jit
+def mse_partial_kernel(
+    partial_ptr, input_ptr, target_ptr,
+    numel, size1, size2, size3, size4, size5,
+    in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+    tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
+    BLOCK: tl.constexpr, ACC: tl.constexpr,
+):
+    """partial[pid] = sum over this program's block of (input - target)^2.
+
+    partial_ptr: (n_programs,) in ACC (fp32, or fp64 for fp64 inputs).
+    input_ptr, target_ptr: the same logical shape, any strides, padded to 6-D.
+    numel: element count; size1..size5: trailing sizes of the merged 6-D shape.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
+    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
+    x = tl.load(input_ptr + in_off, mask=mask, other=0.0).to(ACC)
+    t = tl.load(target_ptr + tg_off, mask=mask, other=0.0).to(ACC)
+    diff = x - t
+    tl.store(partial_ptr + pid, tl.sum(diff * diff, axis=0))
+
+
+@triton.jit
+def mse_finish_kernel(
+    out_ptr, partial_ptr,
+    n_partials, scale,
+    BLOCK: tl.constexpr,
+):
+    """out[()] = scale * sum(partial), added block by block in a fixed order.
+
+    out_ptr: 0-d loss in the input dtype. partial_ptr: (n_partials,) fp32/fp64.
+    scale: 1/N for 'mean' (NaN when N == 0, as torch), 1 for 'sum'.
+    """
+    offs = tl.arange(0, BLOCK)
+    acc = tl.zeros([BLOCK], dtype=partial_ptr.dtype.element_ty)
+    for start in range(0, n_partials, BLOCK):
+        idx = start + offs
+        acc += tl.load(partial_ptr + idx, mask=idx < n_partials, other=0.0)
+    total = tl.sum(acc, axis=0) * scale
+    tl.store(out_ptr, cast_to(total, out_ptr.dtype.element_ty))
+
+
+@triton.jit
+def mse_none_kernel(
+    out_ptr, input_ptr, target_ptr,
+    numel, size1, size2, size3, size4, size5,
+    in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+    tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
+    BLOCK: tl.constexpr, ACC: tl.constexpr,
+):
+    """out[i] = (input[i] - target[i])^2 element-wise ('none' reduction).
+
+    out_ptr: contiguous, the inputs' shape and dtype. input_ptr, target_ptr:
+    any strides, padded to 6-D as in mse_partial_kernel.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
+    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
+    x = tl.load(input_ptr + in_off, mask=mask, other=0.0).to(ACC)
+    t = tl.load(target_ptr + tg_off, mask=mask, other=0.0).to(ACC)
+    diff = x - t
+    tl.store(out_ptr + linear, cast_to(diff * diff, out_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def mse_bwd_kernel(
+    grad_input_ptr, grad_target_ptr, input_ptr, target_ptr, grad_output_ptr,
+    numel, size1, size2, size3, size4, size5,
+    in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+    tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
+    go_s0, go_s1, go_s2, go_s3, go_s4, go_s5,
+    scale,
+    BLOCK: tl.constexpr, ACC: tl.constexpr, PER_ELEMENT_GRAD: tl.constexpr,
+    NEED_INPUT: tl.constexpr, NEED_TARGET: tl.constexpr,
+):
+    """grad_input = 2 * scale * (input - target) * g; grad_target = -grad_input.
+
+    grad_input_ptr, grad_target_ptr: contiguous, the inputs' shape and dtype
+    (each written only when NEED_INPUT / NEED_TARGET).
+    input_ptr, target_ptr: any strides, padded to 6-D.
+    grad_output_ptr: 0-d (g read once on the device) unless PER_ELEMENT_GRAD,
+    then the inputs' shape with strides go_s* ('none').
+    scale: 1/N for 'mean', else 1.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
+    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
+    x = tl.load(input_ptr + in_off, mask=mask, other=0.0).to(ACC)
+    t = tl.load(target_ptr + tg_off, mask=mask, other=0.0).to(ACC)
+    if PER_ELEMENT_GRAD:
+        go_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                                 go_s0, go_s1, go_s2, go_s3, go_s4, go_s5)
+        g = tl.load(grad_output_ptr + go_off, mask=mask, other=0.0).to(ACC)
+    else:
+        g = tl.load(grad_output_ptr).to(ACC)
+    grad = 2.0 * scale * (x - t) * g
+    if NEED_INPUT:
+        tl.store(grad_input_ptr + linear, cast_to(grad, grad_input_ptr.dtype.element_ty),
+                 mask=mask)
+    if NEED_TARGET:
+        tl.store(grad_target_ptr + linear, cast_to(-grad, grad_target_ptr.dtype.element_ty),
+                 mask=mask)
+
+
+def _acc_dtype(dtype: torch.dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def _check_inputs(input: torch.Tensor, target: torch.Tensor, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{OP}: {reduction!r} is not a valid value for reduction; "
+                         f"expected one of {REDUCTIONS}")
+    check_tensor(OP, "input", input, FLOAT_DTYPES)
+    check_tensor(OP, "target", target, FLOAT_DTYPES)
+    check_same_device(OP, input=input, target=target)
+    if tuple(input.shape) != tuple(target.shape):
+        raise ShapeError(f"{OP}: input shape {tuple(input.shape)} and target shape "
+                         f"{tuple(target.shape)} must match (no broadcasting)")
+    check_same_dtype(OP, input=input, target=target)
+
+
+def mse_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """MSE of input against target: a 0-d tensor for 'mean'/'sum', input's shape for 'none'.
+
+    Output dtype is input's; arithmetic is fp32 (fp64 for fp64 inputs). Empty
+    inputs give NaN for 'mean' and 0 for 'sum', as torch.
+    """
+    _check_inputs(input, target, reduction)
+    numel = input.numel()
+    acc = _acc_dtype(input.dtype)
+    elem = input.element_size()
+    if reduction == "none":
+        out = torch.empty(input.shape, dtype=input.dtype, device=input.device)
+        if numel:
+            sizes, (in_strides, tg_strides) = merged_layout(input.shape, input.stride(),
+                                                            target.stride())
+            launch(mse_none_kernel, (cdiv(numel, BLOCK),), out, input, target, numel, *sizes[1:],
+                   *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc,
+                   flops=2 * numel, bytes_moved=3 * numel * elem)
+        return out
+
+    out = torch.empty((), dtype=input.dtype, device=input.device)
+    n_partials = cdiv(numel, BLOCK)
+    partial_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+    partials = torch.empty((max(n_partials, 1),), dtype=partial_dtype, device=input.device)
+    if n_partials:
+        sizes, (in_strides, tg_strides) = merged_layout(input.shape, input.stride(),
+                                                        target.stride())
+        launch(mse_partial_kernel, (n_partials,), partials, input, target, numel, *sizes[1:],
+               *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc,
+               flops=3 * numel, bytes_moved=2 * numel * elem + n_partials * partials.element_size())
+    if reduction == "mean":
+        scale = 1.0 / numel if numel else float("nan")  # torch: empty mean is NaN
+    else:
+        scale = 1.0
+    launch(mse_finish_kernel, (1,), out, partials, n_partials, scale, BLOCK=REDUCE_BLOCK,
+           flops=n_partials + 1, bytes_moved=n_partials * partials.element_size() + elem)
+    return out
+
+
+def mse_bwd(
+    grad_output: torch.Tensor,
+    input: torch.Tensor,
+    target: torch.Tensor,
+    reduction: str = "mean",
+    need_input: bool = True,
+    need_target: bool = False,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(grad_input, grad_target) of mse_fwd, each None unless asked for; one launch.
+
+    grad_output: 0-d for 'mean'/'sum' (read on the device, no host sync), the
+    input's shape (any strides) for 'none'. Gradients are contiguous, in input's dtype.
+    """
+    _check_inputs(input, target, reduction)
+    check_tensor(OP, "grad_output", grad_output, FLOAT_DTYPES)
+    check_same_device(OP, input=input, grad_output=grad_output)
+    per_element = reduction == "none"
+    want_shape = tuple(input.shape) if per_element else ()
+    if tuple(grad_output.shape) != want_shape:
+        raise ShapeError(f"{OP} backward: grad_output has shape {tuple(grad_output.shape)}, "
+                         f"expected {want_shape} for reduction={reduction!r} with input shape "
+                         f"{tuple(input.shape)}")
+    grad_input = torch.empty(input.shape, dtype=input.dtype, device=input.device) \
+        if need_input else None
+    grad_target = torch.empty(input.shape, dtype=input.dtype, device=input.device) \
+        if need_target else None
+    numel = input.numel()
+    if numel == 0 or not (need_input or need_target):
+        return grad_input, grad_target
+    go_strides_in = grad_output.stride() if per_element else (0,) * input.dim()
+    sizes, (in_strides, tg_strides, go_strides) = merged_layout(
+        input.shape, input.stride(), target.stride(), go_strides_in)
+    scale = 1.0 / numel if reduction == "mean" else 1.0
+    elem = input.element_size()
+    n_out = int(need_input) + int(need_target)
+    go_bytes = numel * grad_output.element_size() if per_element else grad_output.element_size()
+    # A never-written output slot still needs a pointer; pass input (the kernel
+    # only stores through it when the matching NEED_* flag is set).
+    launch(mse_bwd_kernel, (cdiv(numel, BLOCK),),
+           grad_input if need_input else input, grad_target if need_target else input,
+           input, target, grad_output, numel, *sizes[1:],
+           *in_strides, *tg_strides, *go_strides, scale,
+           BLOCK=BLOCK, ACC=_acc_dtype(input.dtype), PER_ELEMENT_GRAD=per_element,
+           NEED_INPUT=need_input, NEED_TARGET=need_target,
+           flops=(4 + n_out - 1) * numel,
+           bytes_moved=(2 + n_out) * numel * elem + go_bytes)
+    return grad_input, grad_target
+
+
+def _specs():
+    sizes = {"numel": "i64", **{f"size{i}": "i64" for i in range(1, MAX_DIMS)}}
+    strides = {f"{p}_s{i}": "i64" for p in ("in", "tg") for i in range(MAX_DIMS)}
+    go_strides = {f"go_s{i}": "i64" for i in range(MAX_DIMS)}
+    specs = []
+    for dt in ("fp32", "bf16", "fp16", "fp64"):
+        acc = tl.float64 if dt == "fp64" else tl.float32
+        acc_name = "fp64" if dt == "fp64" else "fp32"
+        const = {"BLOCK": BLOCK, "ACC": acc}
+        ptrs = {"input_ptr": "*" + dt, "target_ptr": "*" + dt}
+        specs.append(CompileSpec(
+            mse_partial_kernel,
+            {"partial_ptr": "*" + acc_name, **ptrs, **sizes, **strides, "BLOCK": "constexpr",
+             "ACC": "constexpr"}, const, dt))
+        specs.append(CompileSpec(
+            mse_none_kernel,
+            {"out_ptr": "*" + dt, **ptrs, **sizes, **strides, "BLOCK": "constexpr",
+             "ACC": "constexpr"}, const, dt))
+        specs.append(CompileSpec(
+            mse_finish_kernel,
+            {"out_ptr": "*" + dt, "partial_ptr": "*" + acc_name, "n_partials": "i32",
+             "scale": "fp32", "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK}, dt))
+        for per_element in (False, True):
+            flags = {"PER_ELEMENT_GRAD": per_element, "NEED_INPUT": True, "NEED_TARGET": True}
+            specs.append(CompileSpec(
+                mse_bwd_kernel,
+                {"grad_input_ptr": "*" + dt, "grad_target_ptr": "*" + dt, **ptrs,
+                 "grad_output_ptr": "*" + dt, **sizes, **strides, **go_strides, "scale": "fp32",
+                 "BLOCK": "constexpr", "ACC": "constexpr", "PER_ELEMENT_GRAD": "constexpr",
+                 "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr"},
+                {**const, **flags}, f"{dt},per_element={per_element}"))
+    return specs
+
+
+COMPILE_SPECS = _specs()

@@ -1,0 +1,207 @@
+"""cross_entropy_fwd / cross_entropy_bwd launchers against torch.nn.functional.cross_entropy."""
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tritongrad.kernels.cross_entropy as ce
+from tritongrad.kernels._checks import DTypeError, OutOfRangeError, ShapeError
+from tritongrad.kernels._launch import LaunchObserver, add_launch_observer, remove_launch_observer
+from tritongrad.kernels.cross_entropy import cross_entropy_bwd, cross_entropy_fwd
+from tritongrad.testing.compare import assert_close
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+REDUCTIONS = ["mean", "sum", "none"]
+INF = float("inf")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_numpy():
+    # -inf - -inf and log(0) in the interpreter's numpy are the intended NaN/inf paths.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def reference(logits, target, reduction, grad_output, ignore_index=-100, label_smoothing=0.0):
+    """torch in fp32 on the (already rounded) logits; results cast back to logits' dtype."""
+    x = logits.detach().float().requires_grad_()
+    loss = F.cross_entropy(x, target, ignore_index=ignore_index, reduction=reduction,
+                           label_smoothing=label_smoothing)
+    loss.backward(grad_output.float())
+    return loss.detach().to(logits.dtype), x.grad.to(logits.dtype)
+
+
+def check(logits, target, reduction, ignore_index=-100, label_smoothing=0.0, grad_output=None):
+    dtype = logits.dtype
+    if grad_output is None:
+        shape = target.shape if reduction == "none" else ()
+        grad_output = torch.randn(shape).to(dtype)
+    loss, grad_logits, n_valid = cross_entropy_fwd(logits, target, ignore_index, reduction,
+                                                   label_smoothing)
+    grad = cross_entropy_bwd(grad_output, grad_logits, n_valid, reduction)
+    ref_loss, ref_grad = reference(logits, target, reduction, grad_output, ignore_index,
+                                   label_smoothing)
+    assert loss.dtype == dtype and grad.dtype == dtype
+    assert_close(loss, ref_loss, dtype=dtype, name="loss")
+    assert_close(grad, ref_grad, dtype=dtype, name="grad_logits")
+    if reduction != "none":
+        assert n_valid.dtype == torch.int64
+        assert int(n_valid) == int((target != ignore_index).sum())
+    return loss, grad
+
+
+def labels(n_rows, n_cols, ignored=(), ignore_index=-100):
+    target = torch.randint(0, n_cols, (n_rows,))
+    for row in ignored:
+        target[row] = ignore_index
+    return target
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_cols", [2, 5, 1000])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_matches_torch(dtype, n_cols, reduction, label_smoothing):
+    logits = (3 * torch.randn(7, n_cols)).to(dtype)
+    check(logits, labels(7, n_cols, ignored=(2,)), reduction, label_smoothing=label_smoothing)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_online_softmax_over_column_blocks(monkeypatch, dtype, label_smoothing):
+    monkeypatch.setattr(ce, "MAX_BLOCK_C", 256)  # C = 1000 takes 4 blocks
+    logits = (4 * torch.randn(5, 1000)).to(dtype)
+    logits[1, :300] = -INF  # whole first block -inf: the running max starts at -inf
+    logits[3, 700] = 30.0  # the max arrives late: earlier sums are rescaled
+    target = labels(5, 1000, ignored=(4,))
+    target[1] = 500
+    for reduction in REDUCTIONS:
+        check(logits, target, reduction, label_smoothing=label_smoothing)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_vocabulary_32768(dtype):
+    logits = (2 * torch.randn(2, 32768)).to(dtype)
+    check(logits, torch.tensor([0, 32767]), "mean")
+
+
+def test_ignore_index_values():
+    logits = torch.randn(6, 5)
+    target = torch.tensor([0, -1, 4, -1, 2, 3])
+    check(logits, target, "mean", ignore_index=-1)
+    check(logits, target.clamp_min(0), "sum", ignore_index=3)  # an in-range ignore_index
+    check(logits, target.clamp_min(0), "none", ignore_index=0, label_smoothing=0.3)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_infinities_and_nan_as_torch(label_smoothing):
+    logits = torch.randn(5, 4)
+    logits[0, 1] = -INF  # -inf on a non-target class: finite loss (inf with smoothing)
+    logits[1, 2] = -INF  # -inf on the target: inf loss
+    logits[2] = -INF  # all -inf: NaN
+    logits[3, 0] = float("nan")  # NaN: NaN
+    target = torch.tensor([0, 2, 1, 3, 1])
+    loss, grad = check(logits, target, "none", label_smoothing=label_smoothing)
+    assert loss[1] == INF and loss[2].isnan() and loss[3].isnan()
+    loss, _ = check(logits[:2], target[:2], "mean", label_smoothing=label_smoothing)
+    assert loss == INF
+
+
+def test_all_ignored_and_empty():
+    logits = torch.randn(3, 5)
+    target = torch.full((3,), -100)
+    for reduction in REDUCTIONS:
+        loss, grad = check(logits, target, reduction, label_smoothing=0.1)
+        assert (grad == 0).all()
+    assert cross_entropy_fwd(logits, target)[0].isnan()  # mean over no rows, as torch
+
+    empty, no_labels = torch.empty(0, 5), torch.empty(0, dtype=torch.int64)
+    loss, grad_logits, n_valid = cross_entropy_fwd(empty, no_labels, reduction="mean")
+    assert loss.isnan() and grad_logits.shape == (0, 5) and int(n_valid) == 0
+    assert cross_entropy_fwd(empty, no_labels, reduction="sum")[0].item() == 0.0
+    assert cross_entropy_fwd(empty, no_labels, reduction="none")[0].shape == (0,)
+    assert cross_entropy_bwd(torch.tensor(1.0), grad_logits, n_valid, "mean").shape == (0, 5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_logits_and_targets(dtype):
+    wide = torch.randn(6, 40).to(dtype)
+    check(wide[:, 3:20], labels(6, 17), "mean")  # column slice: row stride 40
+    check(wide[::2, :33], labels(3, 33), "sum")  # every other row
+    check(torch.randn(9, 4).to(dtype).T, labels(4, 9), "none")  # transposed: column stride 4
+    target = labels(12, 17)[::2]  # strided targets
+    check(wide[:, :17], target, "mean", label_smoothing=0.1)
+
+
+def test_bad_labels_raise_after_the_device_check():
+    logits = torch.randn(4, 10)
+    with pytest.raises(OutOfRangeError, match=r"Target 10 is out of bounds\."):
+        cross_entropy_fwd(logits, torch.tensor([1, 10, 2, -100]))
+    with pytest.raises(OutOfRangeError, match=r"Target -3 is out of bounds\."):
+        cross_entropy_fwd(logits, torch.tensor([1, -3, 2, 3]))
+    with pytest.raises(OutOfRangeError, match=r"Target -100 is out of bounds\."):
+        cross_entropy_fwd(logits, torch.tensor([1, -100, 2, 3]), ignore_index=-1)
+    # check_labels=False: no sync and no error; the bad row's loss is NaN, no stray reads.
+    loss, _, _ = cross_entropy_fwd(logits, torch.tensor([1, 10, 2, 3]), reduction="none",
+                                   check_labels=False)
+    assert loss[1].isnan() and not loss[[0, 2, 3]].isnan().any()
+
+
+def test_metadata_errors():
+    logits = torch.randn(2, 5)
+    with pytest.raises(DTypeError, match="expected target dtype to be Long"):
+        cross_entropy_fwd(logits, torch.tensor([1, 2], dtype=torch.int32))
+    with pytest.raises(ShapeError, match=r"Expected input batch_size \(2\) to match target "
+                                         r"batch_size \(3\)\."):
+        cross_entropy_fwd(logits, torch.tensor([1, 2, 3]))
+    with pytest.raises(ShapeError, match="2-D"):
+        cross_entropy_fwd(torch.randn(2, 3, 4), torch.tensor([1, 2]))
+    with pytest.raises(DTypeError, match="float64"):
+        cross_entropy_fwd(logits.double(), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        cross_entropy_fwd(logits, torch.tensor([1, 2]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="reduction"):
+        cross_entropy_fwd(logits, torch.tensor([1, 2]), reduction="avg")
+    with pytest.raises(ShapeError, match="grad_output"):
+        cross_entropy_bwd(torch.randn(3), torch.randn(2, 5), None, "none")
+
+
+def test_no_grad_buffer_and_saved_gradient_stays_intact():
+    logits, target = torch.randn(4, 7), labels(4, 7, ignored=(1,))
+    loss, grad_logits, n_valid = cross_entropy_fwd(logits, target)
+    loss_only, none_grad, _ = cross_entropy_fwd(logits, target, compute_grad=False)
+    assert none_grad is None and torch.equal(loss, loss_only)
+    saved = grad_logits.clone()
+    first = cross_entropy_bwd(torch.tensor(1.0), grad_logits, n_valid, "mean")
+    second = cross_entropy_bwd(torch.tensor(1.0), grad_logits, n_valid, "mean")
+    assert torch.equal(grad_logits, saved) and torch.equal(first, second)
+    assert first.data_ptr() != grad_logits.data_ptr()
+
+
+def test_none_backward_reads_strided_grad_output():
+    logits, target = torch.randn(5, 6), labels(5, 6, ignored=(0,))
+    check(logits, target, "none", grad_output=torch.randn(10)[::2])
+
+
+class _Recorder(LaunchObserver):
+    def __init__(self):
+        self.launches = []
+
+    def begin(self, info):
+        self.launches.append(info)
+
+
+def test_analytic_bytes_read_logits_once():
+    recorder = _Recorder()
+    add_launch_observer(recorder)
+    try:
+        cross_entropy_fwd(torch.randn(8, 100), labels(8, 100), reduction="none")
+    finally:
+        remove_launch_observer(recorder)
+    (row_launch,) = recorder.launches
+    assert row_launch.kernel_name == "cross_entropy_fwd_kernel"
+    # logits read once + gradient written once (fp32) + targets + row losses
+    assert row_launch.bytes_moved == 8 * 100 * 4 * 2 + 8 * (8 + 4)

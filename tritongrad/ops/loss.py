@@ -1,0 +1,276 @@
+"""Losses: mean squared error, fused softmax cross-entropy, and linear + cross-entropy.
+
+Cross-entropy computes the logits gradient in its forward pass (one read of the
+logits, see ``kernels/cross_entropy.py``); its backward is one scaling launch.
+
+``CHECK_LABELS`` (default True): cross-entropy checks labels on the device and
+the host reads the result flag once per forward (a sync) to raise
+``OutOfRangeError("Target 10 is out of bounds.")``. Set
+``tritongrad.ops.loss.CHECK_LABELS = False`` when benchmarking to drop that sync;
+a bad label then gives a NaN loss for its row instead of an error.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
+from ..kernels import cross_entropy as ce
+from ..kernels._checks import DTypeError, ShapeError
+from ..kernels._launch import cdiv
+from ..kernels.copy import copy as copy_kernel
+from ..kernels.matmul import matmul
+from ..kernels.mse import mse_bwd, mse_fwd
+from ..tensor import Tensor
+
+CHECK_LABELS = True
+
+# Rows per chunk in linear_cross_entropy; None picks about N*H/C rows, so a chunk of
+# logits takes about as much memory as the hidden states. Tests set it to force chunking.
+LINEAR_CE_CHUNK_ROWS: int | None = None
+
+
+def _tensor(value, name: str, op: str) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, torch.Tensor):
+        from ..creation import from_torch
+
+        return from_torch(value)
+    raise DTypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
+
+
+def _wrap(data: torch.Tensor | None) -> Tensor | None:
+    return None if data is None else Tensor._wrap(data)
+
+
+class MSELoss(Function):
+    """loss = reduce((input - target)^2). With d = input - target and s = 1/N for
+    'mean' (1 for 'sum'): dloss/dinput = 2 s d * grad, dloss/dtarget = -dloss/dinput
+    ('none': grad is per element). Both gradients come from one kernel."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, target: Tensor, reduction: str) -> Tensor:
+        ctx.reduction = reduction
+        ctx.save_for_backward(input, target)
+        return Tensor._wrap(mse_fwd(input._data, target._data, reduction))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        input, target = ctx.saved_tensors
+        need_input, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_input, grad_target = mse_bwd(grad._data, input._data, target._data, ctx.reduction,
+                                          need_input=need_input, need_target=need_target)
+        return _wrap(grad_input), _wrap(grad_target), None
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Mean squared error, as ``torch.nn.functional.mse_loss`` (shapes must match exactly)."""
+    input = _tensor(input, "input", "mse_loss")
+    target = _tensor(target, "target", "mse_loss")
+    return MSELoss.apply(input, target, reduction)
+
+
+class CrossEntropy(Function):
+    """Softmax cross-entropy of (N, C) logits against (N,) int64 labels.
+
+    loss_r = (1-eps)(lse_r - x_{r,t_r}) + eps (lse_r - mean_c x_{r,c}), 0 on ignored rows;
+    dloss_r/dx_{r,c} = softmax(x_r)_c - (1-eps)[c == t_r] - eps/C. The forward kernel
+    writes that (unscaled) gradient; backward multiplies it by grad / n_valid ('mean'),
+    grad ('sum') or grad[r] ('none'), into a new buffer so retain_graph works."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, target: Tensor, ignore_index: int, reduction: str,
+                label_smoothing: float, compute_grad: bool = True) -> Tensor:
+        ctx.reduction = reduction
+        loss, grad_logits, n_valid = ce.cross_entropy_fwd(
+            logits._data, target._data, ignore_index, reduction, label_smoothing,
+            compute_grad=compute_grad, check_labels=CHECK_LABELS)
+        if compute_grad:
+            ctx.save_for_backward(Tensor._wrap(grad_logits), _wrap(n_valid))
+        return Tensor._wrap(loss)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        grad_logits, n_valid = ctx.saved_tensors
+        scaled = ce.cross_entropy_bwd(grad._data, grad_logits._data,
+                                      None if n_valid is None else n_valid._data, ctx.reduction)
+        return Tensor._wrap(scaled), None, None, None, None, None
+
+
+def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """``torch.nn.functional.cross_entropy`` for (N, C) logits and (N,) int64 class labels."""
+    logits = _tensor(logits, "logits", "cross_entropy")
+    target = _tensor(target, "target", "cross_entropy")
+    # Only build the gradient buffer when a backward can happen.
+    compute_grad = logits.requires_grad and is_grad_enabled()
+    return CrossEntropy.apply(logits, target, int(ignore_index), reduction,
+                              float(label_smoothing), compute_grad)
+
+
+class LinearCrossEntropy(Function):
+    """cross_entropy(hidden @ weight.T + bias, target) without ever holding the (N, C) logits.
+
+    Rows go in chunks. Per chunk: logits = h W^T + b (matmul), the cross-entropy kernel
+    gives the row losses and G = dloss/dlogits (unscaled), then at once
+      dh = G W            (logits = h W^T  ->  dlogits/dh contracts over C)
+      dW += G^T h         (summed over every chunk's rows)
+      db += sum_rows G    (row sums from the dW matmul, bias_grad_out)
+    so forward leaves unscaled gradients and backward only scales them by grad / n_valid
+    ('mean', with the global count of valid rows) or grad ('sum'). For 'none' the scale
+    differs per row and comes only with backward, so backward recomputes each chunk's
+    logits and G instead (forward then computes losses only)."""
+
+    @staticmethod
+    def forward(ctx, hidden: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None,
+                ignore_index: int, reduction: str, label_smoothing: float,
+                compute_grad: bool = True) -> Tensor:
+        h, w, t = hidden._data, weight._data, target._data
+        b = None if bias is None else bias._data
+        _check_linear_ce(h, w, t, b, reduction)
+        ctx.reduction, ctx.ignore_index, ctx.label_smoothing = reduction, ignore_index, \
+            label_smoothing
+        n_rows, n_cols = h.shape[0], w.shape[0]
+        row_dtype = h.dtype if reduction == "none" else torch.float32
+        row_loss = torch.empty((n_rows,), dtype=row_dtype, device=h.device)
+        errors = ce.new_label_errors(h.device)
+        needs = ctx.needs_input_grad
+        need_hidden = compute_grad and needs[0]
+        need_weight = compute_grad and needs[1]
+        need_bias = compute_grad and bias is not None and needs[3]
+        eager_grads = reduction != "none" and (need_hidden or need_weight or need_bias)
+        grad_hidden = torch.empty(h.shape, dtype=h.dtype, device=h.device) \
+            if eager_grads and need_hidden else None
+        # Accumulated over chunks: kept in fp32, cast to the parameter dtype when scaled.
+        grad_weight = torch.zeros(w.shape, dtype=torch.float32, device=h.device) \
+            if eager_grads and (need_weight or need_bias) else None
+        grad_bias = torch.zeros((n_cols,), dtype=torch.float32, device=h.device) \
+            if eager_grads and need_bias else None
+        _chunked_pass(h, w, t, b, ignore_index, label_smoothing, errors, row_loss=row_loss,
+                      grad_hidden=grad_hidden, grad_weight=grad_weight, grad_bias=grad_bias,
+                      want_grad=eager_grads)
+        if CHECK_LABELS and n_rows:
+            ce.raise_on_label_errors(errors)
+        if reduction == "none":
+            if compute_grad:
+                ctx.save_for_backward(hidden, weight, target, bias)
+            return Tensor._wrap(row_loss)
+        loss, n_valid = ce.cross_entropy_reduce(row_loss, t, ignore_index, reduction, h.dtype)
+        if eager_grads:
+            ctx.save_for_backward(_wrap(grad_hidden), _wrap(grad_weight), _wrap(grad_bias),
+                                  Tensor._wrap(n_valid))
+            ctx.param_dtypes = (h.dtype, w.dtype, None if b is None else b.dtype)
+        return Tensor._wrap(loss)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        if ctx.reduction == "none":
+            return LinearCrossEntropy._backward_none(ctx, grad)
+        grad_hidden, grad_weight, grad_bias, n_valid = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        hidden_dtype, weight_dtype, bias_dtype = ctx.param_dtypes
+
+        def scaled(unscaled: Tensor | None, want: bool, dtype):
+            if unscaled is None or not want:
+                return None
+            return Tensor._wrap(ce.cross_entropy_bwd(grad._data, unscaled._data, n_valid._data,
+                                                     ctx.reduction, out_dtype=dtype))
+
+        return (scaled(grad_hidden, needs[0], hidden_dtype),
+                scaled(grad_weight, needs[1], weight_dtype), None,
+                scaled(grad_bias, len(needs) > 3 and needs[3], bias_dtype),
+                None, None, None, None)
+
+    @staticmethod
+    def _backward_none(ctx, grad: Tensor):
+        hidden, weight, target, bias = ctx.saved_tensors
+        h, w, t = hidden._data, weight._data, target._data
+        b = None if bias is None else bias._data
+        needs = ctx.needs_input_grad
+        need_bias = b is not None and needs[3]
+        grad_hidden = torch.empty(h.shape, dtype=h.dtype, device=h.device) if needs[0] else None
+        grad_weight = torch.zeros(w.shape, dtype=torch.float32, device=h.device) \
+            if needs[1] or need_bias else None
+        grad_bias = torch.zeros((w.shape[0],), dtype=torch.float32, device=h.device) \
+            if need_bias else None
+        # Labels were checked in forward.
+        _chunked_pass(h, w, t, b, ctx.ignore_index, ctx.label_smoothing,
+                      ce.new_label_errors(h.device), row_loss=None, grad_hidden=grad_hidden,
+                      grad_weight=grad_weight, grad_bias=grad_bias, want_grad=True,
+                      row_scale=grad._data)
+        return (_wrap(grad_hidden),
+                _wrap(copy_kernel(grad_weight, w.dtype)) if needs[1] else None, None,
+                _wrap(copy_kernel(grad_bias, b.dtype)) if need_bias else None,
+                None, None, None, None)
+
+
+def _check_linear_ce(h, w, t, b, reduction) -> None:
+    op = "linear_cross_entropy"
+    if reduction not in ce.REDUCTIONS:
+        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; "
+                         f"expected one of {ce.REDUCTIONS}")
+    if h.dim() != 2 or w.dim() != 2:
+        raise ShapeError(f"{op}: hidden must be (N, H) and weight (C, H), got "
+                         f"{tuple(h.shape)} and {tuple(w.shape)}")
+    if h.shape[1] != w.shape[1]:
+        raise ShapeError(f"{op}: hidden {tuple(h.shape)} and weight {tuple(w.shape)} need the "
+                         f"same hidden size (last dim)")
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise ShapeError(f"{op}: bias has shape {tuple(b.shape)}, expected ({w.shape[0]},)")
+    ce.check_target(h, t)  # dtype and batch size, before any launch
+
+
+def _chunk_rows(n_rows: int, n_cols: int, hidden_size: int) -> int:
+    if LINEAR_CE_CHUNK_ROWS is not None:
+        return max(1, LINEAR_CE_CHUNK_ROWS)
+    return max(1, min(n_rows, cdiv(n_rows, cdiv(n_cols, max(hidden_size, 1)))))
+
+
+def _chunked_pass(h, w, t, b, ignore_index, label_smoothing, errors, *, row_loss, grad_hidden,
+                  grad_weight, grad_bias, want_grad, row_scale=None) -> None:
+    """One pass over row chunks: logits, row losses (into row_loss when given) and, when
+    want_grad, the chunk's G (times row_scale[r] per row when given) pushed into
+    grad_hidden (written), grad_weight and grad_bias (accumulated)."""
+    n_rows, n_cols = h.shape[0], w.shape[0]
+    chunk = _chunk_rows(n_rows, n_cols, h.shape[1])
+    weight_t = w.T  # a view: matmul reads strides
+    scratch_loss = torch.empty((min(chunk, n_rows),), dtype=torch.float32, device=h.device) \
+        if row_loss is None else None
+    grad_buffer = torch.empty((min(chunk, n_rows), n_cols), dtype=h.dtype, device=h.device) \
+        if want_grad else None
+    for start in range(0, n_rows, chunk):
+        end = min(start + chunk, n_rows)
+        h_chunk, t_chunk = h[start:end], t[start:end]
+        logits = matmul(h_chunk, weight_t, bias=b)
+        grad_chunk = grad_buffer[: end - start] if want_grad else None
+        losses = row_loss[start:end] if row_loss is not None else scratch_loss[: end - start]
+        ce.cross_entropy_rows(logits, t_chunk, losses, grad_chunk, errors, ignore_index,
+                              label_smoothing)
+        if not want_grad:
+            continue
+        if row_scale is not None:  # 'none': dloss/dlogits_r = grad[r] * G_r
+            grad_chunk = ce.cross_entropy_bwd(row_scale[start:end], grad_chunk, None, "none")
+        if grad_hidden is not None:
+            matmul(grad_chunk, w, out=grad_hidden[start:end])
+        if grad_weight is not None:
+            matmul(grad_chunk.T, h_chunk, out=grad_weight, accumulate=True,
+                   bias_grad_out=grad_bias)
+
+
+def linear_cross_entropy(hidden: Tensor, weight: Tensor, target: Tensor,
+                         bias: Tensor | None = None, ignore_index: int = -100,
+                         reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """cross_entropy(hidden @ weight.T + bias, target) with the (N, C) logits computed
+    chunk by chunk and never stored whole. hidden (N, H), weight (C, H), bias (C,),
+    target (N,) int64. Gradients equal the unfused path's."""
+    op = "linear_cross_entropy"
+    hidden = _tensor(hidden, "hidden", op)
+    weight = _tensor(weight, "weight", op)
+    target = _tensor(target, "target", op)
+    bias = None if bias is None else _tensor(bias, "bias", op)
+    compute_grad = is_grad_enabled() and any(
+        x is not None and x.requires_grad for x in (hidden, weight, bias))
+    return LinearCrossEntropy.apply(hidden, weight, target, bias, int(ignore_index), reduction,
+                                    float(label_smoothing), compute_grad)
