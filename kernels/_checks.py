@@ -37,6 +37,10 @@ class OutOfRangeError(TritongradError, IndexError):
     pass
 
 
+class UnsupportedError(TritongradError, NotImplementedError):
+    """A valid request this version of tritongrad does not implement."""
+
+
 class ValueCheckError(TritongradError, RuntimeError):
     """A value computed on the device failed a check (a non-finite norm, say)."""
 

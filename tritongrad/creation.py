@@ -35,6 +35,8 @@ def tensor(data, dtype: torch.dtype | None = None, requires_grad: bool = False) 
     if isinstance(data, Tensor):
         data = data._data
     if isinstance(data, torch.Tensor):
+        if data.is_meta:  # no values to copy
+            check_device(data, "the meta tensor given to tg.tensor")
         if data.device.type == DEVICE.type:
             out = copy_kernels.copy(data, dtype or data.dtype)
         else:

@@ -36,6 +36,7 @@ class Tensor:
     def __init__(self, data: torch.Tensor, requires_grad: bool = False):
         if not isinstance(data, torch.Tensor):
             raise TypeError(f"Tensor wraps a torch.Tensor; use tg.tensor(...) for {type(data).__name__}")
+        check_device(data, "the torch tensor given to Tensor()")
         self._data = data
         self._grad_fn = None
         self._output_nr = 0

@@ -23,7 +23,7 @@ import heapq
 from typing import Sequence
 
 from ..kernels import copy as copy_kernels
-from .function import AccumulateGrad, AutogradError, Node, op_scope
+from .function import SECOND_BACKWARD, AccumulateGrad, AutogradError, Node, op_scope
 from .grad_mode import no_grad
 
 backward_observers: list = []  # fn(node, grad_outputs, grad_inputs) after each node runs
@@ -139,6 +139,18 @@ def _check_grad(node: Node, index: int, grad, meta):
     return grad
 
 
+def _check_runnable(nodes) -> None:
+    """The graph errors backward would otherwise meet part-way through (after some
+    leaves already got gradients), raised before anything runs: a node whose saved
+    tensors were freed by an earlier backward, or a saved tensor changed in place."""
+    for node in nodes:
+        saved = getattr(node, "_saved", ())
+        if saved is None:  # released after saving tensors
+            raise AutogradError(SECOND_BACKWARD)
+        if saved and any(s is not None and s.data._version != s.version for s in saved):
+            node.saved_tensors  # raises the in-place error, naming the tensor and versions
+
+
 def _run_node(node: Node, grads: list) -> tuple:
     with op_scope(node.name(), "backward", node):
         results = node.apply(grads)
@@ -199,7 +211,11 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
         buffers.setdefault(node, _Buffer(max(node.num_outputs, 1))).add(index, grad, owned)
     targets = {key[0] for key in capture} if capture is not None else set()
     needed = _needed(dependencies, targets) if capture is not None else None
+    _check_runnable(dependencies if needed is None else needed)
     captured: dict = {}
+    # Leaf gradients are delivered once the whole graph has run, so an error part-way
+    # (a wrong gradient shape, an anomaly) leaves every .grad as it was.
+    pending_leaves: list = []
 
     ready = [(-n.sequence_nr, id(n), n) for n in root_nodes if dependencies[n] == 0]
     heapq.heapify(ready)
@@ -216,7 +232,7 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
             runs = needed is None or node in needed
             if isinstance(node, AccumulateGrad):
                 if capture is None and buffer.grads[0] is not None:
-                    _deliver_leaf(node, buffer.grads[0], buffer.owned[0])
+                    pending_leaves.append((node, buffer.grads[0], buffer.owned[0]))
                 runs = False
             if runs:
                 grads = _materialize(node, buffer)
@@ -246,6 +262,8 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
                 if dependencies[child] == 0 and child not in queued:
                     queued.add(child)
                     heapq.heappush(ready, (-child.sequence_nr, id(child), child))
+        for node, grad, owned in pending_leaves:
+            _deliver_leaf(node, grad, owned)
     return captured
 
 

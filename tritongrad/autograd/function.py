@@ -185,7 +185,8 @@ class FunctionCtx(Node):
         return len(self.output_meta)
 
     def release(self) -> None:
-        self._saved = None
+        if self._saved:  # None marks freed saved tensors; a node that saved none can rerun
+            self._saved = None
         self._released = True
 
     def apply(self, grad_outputs: list) -> tuple:

@@ -1,0 +1,745 @@
+"""Norms: multi-tensor global norm and in-place clipping (``clip_grad_norm_``), and the
+differentiable ``norm`` and ``clip_norm`` ops with their backward kernels.
+
+Multi-tensor kernels read a device-side **pointer table** (int64), built on the host and
+copied to the device once per call (and cached, so repeated calls and CUDA-graph replays
+reuse it)::
+
+    table = [src_ptr (T) | dst_ptr (T) | numel (T) | dtype_code (T)
+             | chunk_tensor (C) | chunk_start (C)]
+
+for T tensors cut into C chunks of ``CHUNK`` elements. One program owns one chunk. Mixed
+dtypes are handled by a per-tensor dtype code branch inside the kernel (0 fp32, 1 fp16,
+2 bf16), so the launch count is 2 whatever the number and dtypes of the tensors:
+
+1. ``multi_norm_partials_kernel``: chunk partial (sum of squares in fp32, or max |x|).
+2. ``multi_norm_finalize_kernel``: every program re-reduces all partials in the same fixed
+   order (deterministic, no atomics), forms total_norm and torch's clip coefficient
+   ``min(1, max_norm / (total_norm + eps))`` (NaN stays NaN, as torch.clamp), scales its own
+   chunk and program 0 writes total_norm. No host sync.
+
+Tensors of the list must not overlap in memory (each chunk is read and written by one program).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from ._checks import (
+    UnsupportedError,
+    DeviceError,
+    LayoutError,
+    ShapeError,
+    ValueCheckError,
+    check_tensor,
+)
+from ._common import cast_to
+from ._tables import chunk_list, device_table
+from ._launch import CompileSpec, cdiv, interpreting, launch, runtime_device_type
+from .copy import contiguous
+
+
+MULTI_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+# Interpreter: programs run one by one, so one big block per program; GPU: chunks of
+# 32K elements walked in 2K blocks keep enough programs in flight without a huge
+# partials table (launch 2 re-reads every partial in every program: C^2 loads).
+CHUNK = 4096 if interpreting() else 32768
+BLOCK = 4096 if interpreting() else 2048
+PBLOCK = 1024  # partials re-reduced per loop step
+MAX_TILE = 4096  # elements in one [BLOCK_O, BLOCK_R] tile of the per-dim kernels
+
+
+def _norm_order(p) -> float:
+    """2.0 or inf; anything else is an UnsupportedError."""
+    if p == "fro":
+        return 2.0
+    try:
+        value = float(p)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if value == 2.0 or value == math.inf:
+        return value
+    raise UnsupportedError(f"norm: order {p!r} is not supported; supported: 2 and inf")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@triton.jit
+def _load_f32(raw, code, idx, mask):
+    """Load x[idx] as fp32 from the tensor at address ``raw`` of dtype code ``code``."""
+    if code == 0:
+        x = tl.load(raw.to(tl.pointer_type(tl.float32)) + idx, mask=mask, other=0.0)
+        x = x.to(tl.float32)
+    elif code == 1:
+        x = tl.load(raw.to(tl.pointer_type(tl.float16)) + idx, mask=mask, other=0.0)
+        x = x.to(tl.float32)
+    else:
+        x = tl.load(raw.to(tl.pointer_type(tl.bfloat16)) + idx, mask=mask, other=0.0)
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit
+def _store_from_f32(raw, code, idx, value, mask):
+    """Store fp32 ``value`` into x[idx] of the tensor at ``raw`` (dtype code ``code``)."""
+    if code == 0:
+        tl.store(raw.to(tl.pointer_type(tl.float32)) + idx, value, mask=mask)
+    elif code == 1:
+        tl.store(raw.to(tl.pointer_type(tl.float16)) + idx, value.to(tl.float16), mask=mask)
+    else:
+        out_ptr = raw.to(tl.pointer_type(tl.bfloat16))
+        tl.store(out_ptr + idx, cast_to(value, tl.bfloat16), mask=mask)
+
+
+# ----------------------------------------------------------------------------- multi-tensor
+
+
+@triton.jit
+def multi_norm_partials_kernel(
+    table_ptr, partial_ptr,
+    n_tensors, n_chunks,
+    IS_INF: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """partial[c] = sum(x^2) (or max|x|, NaN-propagating) over chunk c of the table.
+
+    table_ptr: int64 [4*T + 2*C] pointer table (see module docstring).
+    partial_ptr: fp32 [C]. n_tensors: T. n_chunks: C.
+    """
+    chunk = tl.program_id(0)
+    tensor = tl.load(table_ptr + 4 * n_tensors + chunk)
+    start = tl.load(table_ptr + 4 * n_tensors + n_chunks + chunk)
+    raw = tl.load(table_ptr + tensor)
+    numel = tl.load(table_ptr + 2 * n_tensors + tensor)
+    code = tl.load(table_ptr + 3 * n_tensors + tensor)
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    nan_acc = tl.zeros([BLOCK], dtype=tl.float32)  # sums NaNs only: NaN iff one was seen
+    for off in range(0, CHUNK, BLOCK):
+        idx = start + off + tl.arange(0, BLOCK)
+        mask = idx < numel
+        x = _load_f32(raw, code, idx, mask)
+        if IS_INF:
+            a = tl.abs(x)
+            acc = tl.maximum(acc, a)  # drops NaN; nan_acc carries it
+            nan_acc += tl.where(a != a, a, 0.0)
+        else:
+            acc += x * x
+    if IS_INF:
+        part = tl.max(acc, axis=0) + tl.sum(nan_acc, axis=0)
+    else:
+        part = tl.sum(acc, axis=0)
+    tl.store(partial_ptr + chunk, part)
+
+
+@triton.jit
+def _reduce_partials(partials, n_partials, IS_INF: tl.constexpr, PBLOCK: tl.constexpr):
+    """The fp32 total of partial[0:n] (sum, or NaN-propagating max), in a fixed order."""
+    acc = tl.zeros([PBLOCK], dtype=tl.float32)
+    nan_acc = tl.zeros([PBLOCK], dtype=tl.float32)
+    for s in range(0, n_partials, PBLOCK):
+        offs = s + tl.arange(0, PBLOCK)
+        part = tl.load(partials + offs, mask=offs < n_partials, other=0.0)
+        if IS_INF:
+            acc = tl.maximum(acc, part)
+            nan_acc += tl.where(part != part, part, 0.0)
+        else:
+            acc += part
+    if IS_INF:
+        total = tl.max(acc, axis=0) + tl.sum(nan_acc, axis=0)
+    else:
+        total = tl.sum(acc, axis=0)
+    return total
+
+
+@triton.jit
+def multi_norm_finalize_kernel(
+    table_ptr, partial_ptr, norm_ptr,
+    max_norm, eps,
+    n_tensors, n_chunks,
+    IS_INF: tl.constexpr, DO_SCALE: tl.constexpr,
+    CHUNK: tl.constexpr, BLOCK: tl.constexpr, PBLOCK: tl.constexpr,
+):
+    """total = sqrt(sum partial) (or max partial); dst = src * clamp(max_norm/(total+eps), max=1).
+
+    table_ptr: int64 pointer table. partial_ptr: fp32 [C] from the partials kernel.
+    norm_ptr: 0-d output (any float dtype), written by program 0.
+    max_norm, eps: the clip threshold and torch's 1e-6 (0 for clip_norm).
+    DO_SCALE: False = only write the norm (grid of 1 program).
+    """
+    chunk = tl.program_id(0)
+    total = _reduce_partials(partial_ptr, n_chunks, IS_INF, PBLOCK)
+    if not IS_INF:
+        total = tl.sqrt_rn(total)
+    if chunk == 0:
+        tl.store(norm_ptr, cast_to(total, norm_ptr.dtype.element_ty))
+    if DO_SCALE:
+        coef = max_norm / (total + eps)
+        coef = tl.where(coef > 1.0, 1.0, coef)  # torch.clamp(max=1): NaN stays NaN
+        coef = tl.where(total == 0.0, 1.0, coef)  # a zero norm leaves x unchanged
+        tensor = tl.load(table_ptr + 4 * n_tensors + chunk)
+        start = tl.load(table_ptr + 4 * n_tensors + n_chunks + chunk)
+        src = tl.load(table_ptr + tensor)
+        dst = tl.load(table_ptr + n_tensors + tensor)
+        numel = tl.load(table_ptr + 2 * n_tensors + tensor)
+        code = tl.load(table_ptr + 3 * n_tensors + tensor)
+        for off in range(0, CHUNK, BLOCK):
+            idx = start + off + tl.arange(0, BLOCK)
+            mask = idx < numel
+            x = _load_f32(src, code, idx, mask)
+            _store_from_f32(dst, code, idx, x * coef, mask)
+
+
+def _pointer_table(srcs: list[torch.Tensor], dsts: list[torch.Tensor]) -> tuple:
+    """(table, n_tensors, n_chunks) for tensors with at least one element; the table is
+    [src ptrs | dst ptrs | numels | dtype codes | chunk tensor | chunk start]."""
+    numels = [s.numel() for s in srcs]
+    chunk_tensor, chunk_start = chunk_list(numels, CHUNK)
+    host = ([s.data_ptr() for s in srcs] + [d.data_ptr() for d in dsts] + numels
+            + [DTYPE_CODE[s.dtype] for s in srcs] + chunk_tensor + chunk_start)
+    return device_table(host, srcs[0].device), len(srcs), len(chunk_tensor)
+
+
+def _check_multi(op: str, tensors: list[torch.Tensor]) -> None:
+    for i, t in enumerate(tensors):
+        check_tensor(op, f"tensors[{i}]", t, MULTI_DTYPES)
+        if not t.is_contiguous():
+            raise LayoutError(
+                f"{op}: tensors[{i}] (shape {tuple(t.shape)}, strides {tuple(t.stride())}) "
+                "must be contiguous; the multi-tensor kernel walks each tensor as a flat array"
+            )
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        listed = ", ".join(str(d) for d in devices)
+        raise DeviceError(f"{op}: Expected all tensors to be on the same device, but got {listed}")
+
+
+def _multi_norm(op: str, srcs, dsts, norm_type: float, scale: bool, max_norm: float, eps: float,
+                out_dtype: torch.dtype = torch.float32, check=None) -> torch.Tensor:
+    """Launch the two multi-tensor kernels; returns the 0-d total norm (out_dtype).
+    ``check(norm)``, if given, runs on the norm before anything is scaled (one more
+    1-program launch of the finalize kernel, and whatever sync ``check`` does)."""
+    device = srcs[0].device if srcs else torch.device(runtime_device_type())
+    norm = torch.zeros((), dtype=out_dtype, device=device)
+    live = [(s, d) for s, d in zip(srcs, dsts) if s.numel() > 0]
+    if not live:
+        return norm
+    table, n_tensors, n_chunks = _pointer_table([s for s, _ in live], [d for _, d in live])
+    is_inf = norm_type == math.inf
+    partials = torch.empty((n_chunks,), dtype=torch.float32, device=device)
+    numel = sum(s.numel() for s, _ in live)
+    read_bytes = sum(s.numel() * s.element_size() for s, _ in live)
+    launch(multi_norm_partials_kernel, (n_chunks,), table, partials, n_tensors, n_chunks,
+           IS_INF=is_inf, CHUNK=CHUNK, BLOCK=BLOCK,
+           flops=2 * numel, bytes_moved=read_bytes + 4 * n_chunks)
+    if check is not None:
+        launch(multi_norm_finalize_kernel, (1,), table, partials, norm, float(max_norm),
+               float(eps), n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=False, CHUNK=CHUNK,
+               BLOCK=BLOCK, PBLOCK=PBLOCK, flops=n_chunks, bytes_moved=4 * n_chunks)
+        check(norm)
+    grid = (n_chunks,) if scale else (1,)
+    launch(multi_norm_finalize_kernel, grid, table, partials, norm, float(max_norm), float(eps),
+           n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=scale, CHUNK=CHUNK, BLOCK=BLOCK,
+           PBLOCK=PBLOCK,
+           flops=grid[0] * n_chunks + (numel if scale else 0),
+           bytes_moved=4 * grid[0] * n_chunks + (2 * read_bytes if scale else 0))
+    return norm
+
+
+def _check_norm_type(op: str, norm_type: float) -> float:
+    norm_type = float(norm_type)
+    if norm_type not in (2.0, math.inf):
+        raise UnsupportedError(f"{op}: norm_type {norm_type} is not supported; use 2.0 or inf")
+    return norm_type
+
+
+def total_norm(tensors: list[torch.Tensor], norm_type: float = 2.0) -> torch.Tensor:
+    """The norm of all elements of ``tensors`` together (0-d fp32); 0 for no tensors."""
+    norm_type = _check_norm_type("total_norm", norm_type)
+    tensors = list(tensors)
+    _check_multi("total_norm", tensors)
+    return _multi_norm("total_norm", tensors, tensors, norm_type, False, 0.0, 0.0)
+
+
+def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> torch.Tensor:
+    """Scale ``tensors`` in place by min(1, max_norm / (total_norm + 1e-6)), as
+    torch.nn.utils.clip_grad_norm_, in 2 launches; returns total_norm (0-d fp32).
+
+    With ``error_if_nonfinite`` the norm is computed and read first (one more launch and one
+    host sync) and a ValueCheckError is raised before any tensor changes."""
+    op = "clip_grad_norm_"
+    norm_type = _check_norm_type(op, norm_type)
+    tensors = list(tensors)
+    _check_multi(op, tensors)
+    def check_finite(norm: torch.Tensor) -> None:
+        value = float(norm.item())  # the one allowed sync
+        if math.isnan(value) or math.isinf(value):
+            raise ValueCheckError(
+                f"The total norm of order {norm_type} for gradients from parameters is "
+                "non-finite, so it cannot be clipped. To disable this error and scale the "
+                "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
+            )
+
+    return _multi_norm(op, tensors, tensors, norm_type, True, max_norm, 1e-6,
+                       check=check_finite if error_if_nonfinite else None)
+
+
+# ----------------------------------------------------------------------------- per-dim kernels
+#
+# A reduction along ``dim`` sees x as [outer, R, inner] with strides (s_outer, s_r, s_inner);
+# output o in [0, outer*inner) is (o // inner, o % inner) and is stored contiguously.
+#
+# Backward, per output row (x_r, r = 1..R; n = ||x||; g the incoming gradient):
+#   p = 2:   n = sqrt(sum x_r^2),   dn/dx_r = x_r / n   =>  gx_r = x_r * (g / n); 0 where n = 0
+#            (torch masks n = 0 to 0 as well).
+#   p = inf: n = max |x_r|. The subgradient torch uses splits g equally among the maximisers
+#            (and NaN elements): mask_r = (|x_r| == n) | isnan(x_r), count = sum mask,
+#            gx_r = sgn(x_r) * (g / count) * mask_r.
+#   clip:    y = x * min(1, c / n).  If n <= c, y = x, dy/dx = I  =>  gx = g.
+#            If n > c, y = c x / n and dn/dx = x / n, so
+#            dy_i/dx_j = c (delta_ij / n - x_i x_j / n^3)  =>  gx = (c/n) (g - x (x.g) / n^2).
+#            n = 0 falls in the first case: y = x, gx = g.
+
+
+@triton.jit
+def dim_norm_fwd_kernel(
+    x_ptr, out_ptr, y_ptr,
+    max_norm,
+    n_out, R, inner,
+    s_outer, s_r, s_inner,
+    IS_INF: tl.constexpr, CLIP: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_R: tl.constexpr,
+):
+    """out[o] = ||x[o_outer, :, o_inner]|| (p = 2 or inf); with CLIP also
+    y = x * min(1, max_norm / out) (y contiguous [outer, R, inner]).
+
+    x_ptr: [outer, R, inner] strided. out_ptr: [outer*inner] contiguous (any float dtype;
+    fp32 for clip). y_ptr: [outer, R, inner] contiguous, only written when CLIP.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    o = pid * BLOCK_O + tl.arange(0, BLOCK_O)
+    o_mask = o < n_out
+    o_outer = o // inner
+    o_inner = o % inner
+    base = o_outer * s_outer + o_inner * s_inner
+    acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=tl.float32)
+    nan_acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=tl.float32)
+    for r0 in range(0, R, BLOCK_R):
+        r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+        mask = o_mask[:, None] & (r < R)[None, :]
+        x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
+        x = x.to(tl.float32)
+        if IS_INF:
+            a = tl.abs(x)
+            acc = tl.maximum(acc, a)
+            nan_acc += tl.where(a != a, a, 0.0)
+        else:
+            acc += x * x
+    if IS_INF:
+        norm = tl.max(acc, axis=1) + tl.sum(nan_acc, axis=1)
+    else:
+        norm = tl.sqrt_rn(tl.sum(acc, axis=1))
+    tl.store(out_ptr + o, cast_to(norm, out_ptr.dtype.element_ty), mask=o_mask)
+    if CLIP:
+        scale = tl.where(norm > max_norm, max_norm / norm, 1.0)
+        scale = tl.where(norm != norm, norm, scale)
+        y_base = o_outer * R * inner + o_inner
+        for r0 in range(0, R, BLOCK_R):
+            r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+            mask = o_mask[:, None] & (r < R)[None, :]
+            x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
+            y = x.to(tl.float32) * scale[:, None]
+            y_off = y_base[:, None] + r[None, :] * inner
+            tl.store(y_ptr + y_off, cast_to(y, y_ptr.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def dim_norm_bwd_kernel(
+    x_ptr, g_ptr, norm_ptr, gx_ptr,
+    max_norm,
+    n_out, R, inner,
+    s_outer, s_r, s_inner,
+    sg_outer, sg_r, sg_inner,
+    MODE: tl.constexpr,
+    BLOCK_O: tl.constexpr, BLOCK_R: tl.constexpr,
+):
+    """grad_x of a per-dim norm (MODE 0: p=2, 1: p=inf) or clip_norm (MODE 2); see the
+    derivation above.
+
+    x_ptr: [outer, R, inner] strided. g_ptr: the incoming gradient seen as [outer, R, inner]
+    with strides (sg_outer, sg_r, sg_inner); sg_r = 0 for a norm's per-row gradient.
+    norm_ptr: [outer*inner] contiguous forward norms. gx_ptr: [outer, R, inner] contiguous.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    o = pid * BLOCK_O + tl.arange(0, BLOCK_O)
+    o_mask = o < n_out
+    o_outer = o // inner
+    o_inner = o % inner
+    base = o_outer * s_outer + o_inner * s_inner
+    g_base = o_outer * sg_outer + o_inner * sg_inner
+    gx_base = o_outer * R * inner + o_inner
+    norm = tl.load(norm_ptr + o, mask=o_mask, other=1.0).to(tl.float32)
+    row_acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=tl.float32)
+    if MODE != 0:  # first pass: tie count (inf) or x.g (clip)
+        for r0 in range(0, R, BLOCK_R):
+            r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+            mask = o_mask[:, None] & (r < R)[None, :]
+            x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
+            x = x.to(tl.float32)
+            if MODE == 1:
+                a = tl.abs(x)
+                tie = ((a == norm[:, None]) | (a != a)) & mask
+                row_acc += tie.to(tl.float32)
+            else:
+                g = tl.load(g_ptr + g_base[:, None] + r[None, :] * sg_r, mask=mask, other=0.0)
+                row_acc += x * g.to(tl.float32)
+    row_total = tl.sum(row_acc, axis=1)
+    for r0 in range(0, R, BLOCK_R):
+        r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
+        mask = o_mask[:, None] & (r < R)[None, :]
+        x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
+        x = x.to(tl.float32)
+        g = tl.load(g_ptr + g_base[:, None] + r[None, :] * sg_r, mask=mask, other=0.0)
+        g = g.to(tl.float32)
+        n = norm[:, None]
+        if MODE == 0:
+            gx = tl.where(n == 0.0, 0.0, x * (g / n))
+        elif MODE == 1:
+            a = tl.abs(x)
+            tie = (a == n) | (a != a)
+            sign = tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, tl.where(x == 0, 0.0, x)))
+            gx = tl.where(tie, sign * (g / row_total[:, None]), 0.0)
+        else:
+            clipped = (max_norm / n) * (g - x * (row_total[:, None] / (n * n)))
+            gx = tl.where(n > max_norm, clipped, g)
+            gx = tl.where(n != n, n, gx)
+        gx_off = gx_base[:, None] + r[None, :] * inner
+        tl.store(gx_ptr + gx_off, cast_to(gx, gx_ptr.dtype.element_ty), mask=mask)
+
+
+# ----------------------------------------------------------------------------- dim=None backward
+
+
+@triton.jit
+def flat_partials_kernel(
+    x_ptr, g_ptr, norm_ptr, partial_ptr,
+    numel,
+    MODE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Per-chunk partials for a whole-tensor backward: MODE 1 counts ties
+    (|x| == norm or NaN) into int32 partial_ptr; MODE 2 sums x*g into fp32 partial_ptr.
+
+    x_ptr, g_ptr: contiguous [numel]. norm_ptr: 0-d forward norm. partial_ptr: [n_chunks].
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    norm = tl.load(norm_ptr).to(tl.float32)
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    for off in range(0, CHUNK, BLOCK):
+        idx = pid * CHUNK + off + tl.arange(0, BLOCK)
+        mask = idx < numel
+        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        if MODE == 1:
+            a = tl.abs(x)
+            acc += (((a == norm) | (a != a)) & mask).to(tl.float32)
+        else:
+            g = tl.load(g_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            acc += x * g
+    tl.store(partial_ptr + pid, cast_to(tl.sum(acc, axis=0), partial_ptr.dtype.element_ty))
+
+
+@triton.jit
+def flat_norm_bwd_kernel(
+    x_ptr, g_ptr, norm_ptr, partial_ptr, gx_ptr,
+    max_norm,
+    numel, n_partials,
+    MODE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr, PBLOCK: tl.constexpr,
+):
+    """grad_x of a whole-tensor norm (MODE 0: p=2, 1: inf) or clip_norm (MODE 2).
+
+    x_ptr: contiguous [numel]. g_ptr: 0-d gradient of the norm (MODE 0, 1) or contiguous
+    [numel] gradient of y (MODE 2). norm_ptr: 0-d forward norm. partial_ptr: the tie counts
+    (int32) or x.g partials (fp32) of flat_partials_kernel, re-reduced by every program in
+    the same order (unused in MODE 0). gx_ptr: contiguous [numel].
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    n = tl.load(norm_ptr).to(tl.float32)
+    total = 0.0
+    if MODE != 0:
+        acc = tl.zeros([PBLOCK], dtype=tl.float32)
+        for s in range(0, n_partials, PBLOCK):
+            offs = s + tl.arange(0, PBLOCK)
+            acc += tl.load(partial_ptr + offs, mask=offs < n_partials, other=0).to(tl.float32)
+        total = tl.sum(acc, axis=0)
+    if MODE != 2:
+        g_out = tl.load(g_ptr).to(tl.float32)
+    for off in range(0, CHUNK, BLOCK):
+        idx = pid * CHUNK + off + tl.arange(0, BLOCK)
+        mask = idx < numel
+        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        if MODE == 0:
+            gx = tl.where(n == 0.0, 0.0, x * (g_out / n))
+        elif MODE == 1:
+            a = tl.abs(x)
+            tie = (a == n) | (a != a)
+            sign = tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, tl.where(x == 0, 0.0, x)))
+            gx = tl.where(tie, sign * (g_out / total), 0.0)
+        else:
+            g = tl.load(g_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            clipped = (max_norm / n) * (g - x * (total / (n * n)))
+            gx = tl.where(n > max_norm, clipped, g)
+            gx = tl.where(n != n, n, gx)
+        tl.store(gx_ptr + idx, cast_to(gx, gx_ptr.dtype.element_ty), mask=mask)
+
+
+# ----------------------------------------------------------------------------- launchers
+
+NORM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _merge(sizes: list[int], strides: list[int]) -> tuple[int, int] | None:
+    """(size, stride) of dims that form one strided dim, or None; size-1 dims are ignored."""
+    dims = [(s, st) for s, st in zip(sizes, strides) if s != 1]
+    total = math.prod(sizes)
+    if not dims:
+        return total, 0
+    for (size_a, stride_a), (size_b, stride_b) in zip(dims, dims[1:]):
+        if stride_a != stride_b * size_b:
+            return None
+    return total, dims[-1][1]
+
+
+def _split3(t: torch.Tensor, dim: int) -> tuple | None:
+    """t seen as [outer, R, inner]: ((outer, R, inner), (s_outer, s_r, s_inner)) or None."""
+    shape, strides = list(t.shape), list(t.stride())
+    outer = _merge(shape[:dim], strides[:dim])
+    inner = _merge(shape[dim + 1:], strides[dim + 1:])
+    if outer is None or inner is None:
+        return None
+    return (outer[0], shape[dim], inner[0]), (outer[1], strides[dim], inner[1])
+
+
+def _split3_or_copy(t: torch.Tensor, dim: int) -> tuple:
+    """(tensor, sizes, strides); copies t to contiguous (one launch) only when the dims
+    before or after ``dim`` cannot be walked as a single strided dim."""
+    split = _split3(t, dim)
+    if split is None:
+        t = contiguous(t)
+        split = _split3(t, dim)
+    return t, split[0], split[1]
+
+
+def _dim_blocks(n_out: int, reduce: int) -> tuple[int, int]:
+    block_r = min(triton.next_power_of_2(max(reduce, 1)), 1024)
+    block_o = max(1, min(triton.next_power_of_2(max(n_out, 1)), MAX_TILE // block_r))
+    return block_o, block_r
+
+
+def _check_norm_input(op: str, x: torch.Tensor, dim: int | None) -> int | None:
+    check_tensor(op, "x", x, NORM_DTYPES)
+    if dim is None:
+        return None
+    ndim = max(x.dim(), 1)
+    if not -ndim <= dim < ndim:
+        raise ShapeError(f"{op}: dim {dim} is out of range for x of shape {tuple(x.shape)}")
+    return dim % ndim
+
+
+def _as_flat(t: torch.Tensor) -> torch.Tensor:
+    """Contiguous 1-D view (a copy, one launch, only for non-contiguous input: the flat
+    kernels walk the tensor as an array)."""
+    return contiguous(t).reshape(-1)
+
+
+def norm_fwd(x: torch.Tensor, p: float = 2.0, dim: int | None = None,
+             keepdim: bool = False) -> torch.Tensor:
+    """||x||_p over all elements (dim None) or along ``dim``; p = 2 or inf; x.dtype out."""
+    op = "norm"
+    p = _norm_order(p)
+    dim = _check_norm_input(op, x, dim)
+    if dim is None or x.dim() == 0:
+        flat = _as_flat(x)
+        out = _multi_norm(op, [flat], [flat], p, False, 0.0, 0.0, out_dtype=x.dtype)
+        return out.reshape([1] * x.dim()) if keepdim else out
+    x3, (outer, reduce, inner), (s_outer, s_r, s_inner) = _split3_or_copy(x, dim)
+    out_shape = list(x.shape[:dim]) + list(x.shape[dim + 1:])
+    out = torch.empty(out_shape, dtype=x.dtype, device=x.device)
+    n_out = outer * inner
+    if n_out > 0:
+        block_o, block_r = _dim_blocks(n_out, reduce)
+        launch(dim_norm_fwd_kernel, (cdiv(n_out, block_o),), x3, out, out, 0.0,
+               n_out, reduce, inner, s_outer, s_r, s_inner,
+               IS_INF=p == math.inf, CLIP=False, BLOCK_O=block_o, BLOCK_R=block_r,
+               flops=2 * x.numel(), bytes_moved=(x.numel() + n_out) * x.element_size())
+    return out.unsqueeze(dim) if keepdim else out
+
+
+def norm_bwd(grad_out: torch.Tensor, x: torch.Tensor, norm: torch.Tensor, p: float = 2.0,
+             dim: int | None = None, keepdim: bool = False) -> torch.Tensor:
+    """grad_x of norm_fwd: grad_out and norm have norm_fwd's output shape."""
+    op = "norm_bwd"
+    p = _norm_order(p)
+    dim = _check_norm_input(op, x, dim)
+    check_tensor(op, "grad_out", grad_out, NORM_DTYPES)
+    check_tensor(op, "norm", norm, NORM_DTYPES)
+    mode = 1 if p == math.inf else 0
+    gx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    if x.numel() == 0:
+        return gx
+    if dim is None or x.dim() == 0:
+        if grad_out.numel() != 1 or norm.numel() != 1:
+            raise ShapeError(f"{op}: expected one-element grad_out and norm for a whole-tensor "
+                             f"norm, got {tuple(grad_out.shape)} and {tuple(norm.shape)}")
+        return _flat_bwd(op, x, grad_out.reshape(()), norm.reshape(()), gx, 0.0, mode)
+    out_shape = list(x.shape[:dim]) + list(x.shape[dim + 1:])
+    if keepdim:
+        grad_out, norm = grad_out.squeeze(dim), norm.squeeze(dim)
+    for name, t in (("grad_out", grad_out), ("norm", norm)):
+        if list(t.shape) != out_shape:
+            raise ShapeError(f"{op}: {name} has shape {tuple(t.shape)}; expected "
+                             f"{tuple(out_shape)} for x of shape {tuple(x.shape)}, dim {dim}")
+    # A per-row gradient is the full gradient with a stride-0 reduced dim.
+    g_full = grad_out.unsqueeze(dim).expand(x.shape)
+    norm = contiguous(norm)
+    return _dim_bwd(x, g_full, norm, gx, dim, 0.0, mode)
+
+
+def _dim_bwd(x, g_full, norm, gx, dim, max_norm, mode):
+    x3, (outer, reduce, inner), x_strides = _split3_or_copy(x, dim)
+    g3, _, g_strides = _split3_or_copy(g_full, dim)
+    n_out = outer * inner
+    block_o, block_r = _dim_blocks(n_out, reduce)
+    passes = 1 if mode == 0 else 2
+    launch(dim_norm_bwd_kernel, (cdiv(n_out, block_o),), x3, g3, norm, gx, float(max_norm),
+           n_out, reduce, inner, *x_strides, *g_strides,
+           MODE=mode, BLOCK_O=block_o, BLOCK_R=block_r,
+           flops=4 * passes * x.numel(),
+           bytes_moved=(passes + 1) * x.numel() * x.element_size() + 4 * n_out)
+    return gx
+
+
+def _flat_bwd(op, x, g, norm, gx, max_norm, mode):
+    flat_x = _as_flat(x)
+    flat_g = _as_flat(g) if mode == 2 else g
+    numel = flat_x.numel()
+    n_chunks = cdiv(numel, CHUNK)
+    if mode == 0:
+        partials = norm  # unused
+    else:
+        dtype = torch.int32 if mode == 1 else torch.float32
+        partials = torch.empty((n_chunks,), dtype=dtype, device=x.device)
+        launch(flat_partials_kernel, (n_chunks,), flat_x, flat_g, norm, partials, numel,
+               MODE=mode, CHUNK=CHUNK, BLOCK=BLOCK,
+               flops=2 * numel, bytes_moved=numel * x.element_size() * (mode if mode else 1))
+    launch(flat_norm_bwd_kernel, (n_chunks,), flat_x, flat_g, norm, partials, gx.reshape(-1),
+           float(max_norm), numel, n_chunks, MODE=mode, CHUNK=CHUNK, BLOCK=BLOCK, PBLOCK=PBLOCK,
+           flops=4 * numel + (n_chunks * n_chunks if mode else 0),
+           bytes_moved=3 * numel * x.element_size() + (4 * n_chunks * n_chunks if mode else 0))
+    return gx
+
+
+def clip_norm_fwd(x: torch.Tensor, max_norm: float,
+                  dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, norms): y = x * min(1, max_norm / ||x||_2) over all of x (dim None) or per slice
+    along ``dim``; y contiguous in x.dtype, norms fp32 (0-d, or x's shape without dim)."""
+    op = "clip_norm"
+    dim = _check_norm_input(op, x, dim)
+    y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    if dim is None or x.dim() == 0:
+        flat = _as_flat(x)
+        norms = _multi_norm(op, [flat], [y.reshape(-1)], 2.0, True, max_norm, 0.0)
+        return y, norms
+    x3, (outer, reduce, inner), (s_outer, s_r, s_inner) = _split3_or_copy(x, dim)
+    out_shape = list(x.shape[:dim]) + list(x.shape[dim + 1:])
+    norms = torch.empty(out_shape, dtype=torch.float32, device=x.device)
+    n_out = outer * inner
+    if n_out > 0 and reduce > 0:
+        block_o, block_r = _dim_blocks(n_out, reduce)
+        launch(dim_norm_fwd_kernel, (cdiv(n_out, block_o),), x3, norms, y, float(max_norm),
+               n_out, reduce, inner, s_outer, s_r, s_inner,
+               IS_INF=False, CLIP=True, BLOCK_O=block_o, BLOCK_R=block_r,
+               flops=4 * x.numel(), bytes_moved=3 * x.numel() * x.element_size() + 4 * n_out)
+    return y, norms
+
+
+def clip_norm_bwd(grad_y: torch.Tensor, x: torch.Tensor, norms: torch.Tensor, max_norm: float,
+                  dim: int | None = None) -> torch.Tensor:
+    """grad_x of clip_norm_fwd (see the derivation above); norms from clip_norm_fwd."""
+    op = "clip_norm_bwd"
+    dim = _check_norm_input(op, x, dim)
+    check_tensor(op, "grad_y", grad_y, NORM_DTYPES)
+    check_tensor(op, "norms", norms, (torch.float32,))
+    if tuple(grad_y.shape) != tuple(x.shape):
+        raise ShapeError(f"{op}: grad_y has shape {tuple(grad_y.shape)}, x has {tuple(x.shape)}")
+    gx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    if x.numel() == 0:
+        return gx
+    if dim is None or x.dim() == 0:
+        return _flat_bwd(op, x, grad_y, norms.reshape(()), gx, max_norm, 2)
+    return _dim_bwd(x, grad_y, contiguous(norms), gx, dim, max_norm, 2)
+
+
+def _specs():
+    specs = []
+    table = {"table_ptr": "*i64", "n_tensors": "i32", "n_chunks": "i32"}
+    for is_inf in (False, True):
+        sig = {"table_ptr": "*i64", "partial_ptr": "*fp32", "n_tensors": "i32", "n_chunks": "i32",
+               "IS_INF": "constexpr", "CHUNK": "constexpr", "BLOCK": "constexpr"}
+        const = {"IS_INF": is_inf, "CHUNK": CHUNK, "BLOCK": BLOCK}
+        specs.append(CompileSpec(multi_norm_partials_kernel, sig, const, f"inf={is_inf}"))
+        for scale in (False, True):
+            sig = {"table_ptr": "*i64", "partial_ptr": "*fp32", "norm_ptr": "*fp32",
+                   "max_norm": "fp32", "eps": "fp32", **table, "IS_INF": "constexpr",
+                   "DO_SCALE": "constexpr", "CHUNK": "constexpr", "BLOCK": "constexpr",
+                   "PBLOCK": "constexpr"}
+            specs.append(CompileSpec(
+                multi_norm_finalize_kernel, sig,
+                {"IS_INF": is_inf, "DO_SCALE": scale, "CHUNK": CHUNK, "BLOCK": BLOCK,
+                 "PBLOCK": PBLOCK}, f"inf={is_inf},scale={scale}"))
+    dims = {"n_out": "i32", "R": "i32", "inner": "i32",
+            "s_outer": "i64", "s_r": "i64", "s_inner": "i64"}
+    for dtype, is_inf, clip in (("fp32", False, True), ("bf16", True, False),
+                                ("fp16", False, False)):
+        out = "fp32" if clip else dtype
+        sig = {"x_ptr": "*" + dtype, "out_ptr": "*" + out, "y_ptr": "*" + dtype,
+               "max_norm": "fp32", **dims, "IS_INF": "constexpr", "CLIP": "constexpr",
+               "BLOCK_O": "constexpr", "BLOCK_R": "constexpr"}
+        specs.append(CompileSpec(dim_norm_fwd_kernel, sig,
+                                 {"IS_INF": is_inf, "CLIP": clip, "BLOCK_O": 8, "BLOCK_R": 512},
+                                 f"{dtype},inf={is_inf},clip={clip}"))
+    for dtype, mode in (("fp32", 0), ("bf16", 1), ("fp16", 2)):
+        norm = "fp32" if mode == 2 else dtype
+        sig = {"x_ptr": "*" + dtype, "g_ptr": "*" + dtype, "norm_ptr": "*" + norm,
+               "gx_ptr": "*" + dtype, "max_norm": "fp32", **dims,
+               "sg_outer": "i64", "sg_r": "i64", "sg_inner": "i64",
+               "MODE": "constexpr", "BLOCK_O": "constexpr", "BLOCK_R": "constexpr"}
+        const = {"MODE": mode, "BLOCK_O": 8, "BLOCK_R": 512}
+        specs.append(CompileSpec(dim_norm_bwd_kernel, sig, const, f"{dtype},mode={mode}"))
+    for dtype, mode in (("fp32", 0), ("bf16", 1), ("fp16", 2)):
+        partial = "i32" if mode == 1 else "fp32"
+        norm = "fp32" if mode == 2 else dtype
+        if mode:
+            sig = {"x_ptr": "*" + dtype, "g_ptr": "*" + dtype, "norm_ptr": "*" + norm,
+                   "partial_ptr": "*" + partial, "numel": "i64", "MODE": "constexpr",
+                   "CHUNK": "constexpr", "BLOCK": "constexpr"}
+            specs.append(CompileSpec(flat_partials_kernel, sig,
+                                     {"MODE": mode, "CHUNK": CHUNK, "BLOCK": BLOCK},
+                                     f"{dtype},mode={mode}"))
+        sig = {"x_ptr": "*" + dtype, "g_ptr": "*" + dtype, "norm_ptr": "*" + norm,
+               "partial_ptr": "*" + partial, "gx_ptr": "*" + dtype, "max_norm": "fp32",
+               "numel": "i64", "n_partials": "i32", "MODE": "constexpr", "CHUNK": "constexpr",
+               "BLOCK": "constexpr", "PBLOCK": "constexpr"}
+        specs.append(CompileSpec(flat_norm_bwd_kernel, sig,
+                                 {"MODE": mode, "CHUNK": CHUNK, "BLOCK": BLOCK, "PBLOCK": PBLOCK},
+                                 f"{dtype},mode={mode}"))
+    return specs
+
+
+COMPILE_SPECS = _specs()
+
+__all__ = ["UnsupportedError", "total_norm", "clip_grad_norm_", "norm_fwd", "norm_bwd",
+           "clip_norm_fwd", "clip_norm_bwd", "CHUNK"]

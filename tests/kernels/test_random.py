@@ -1,0 +1,120 @@
+"""Philox uniform_, normal_ and dropout with a device-side [seed, offset] state."""
+
+import math
+
+import pytest
+import torch
+
+import tritongrad
+from tritongrad.kernels import _launch
+from tritongrad.kernels import random as rng
+from tritongrad.kernels._checks import LayoutError, OutOfRangeError, ShapeError
+from tritongrad.testing.compare import assert_close
+
+DEVICE = tritongrad.device()
+FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+N = 40_000  # 10 programs; the mean of N U(0,1) draws has std 0.0014
+
+
+def state(seed=7):
+    return rng.new_rng_state(seed, DEVICE)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_uniform_statistics(dtype):
+    out = torch.empty(N, device=DEVICE, dtype=dtype)
+    rng.uniform_(out, -2.0, 6.0, state())
+    values = out.float()
+    assert float(values.min()) >= -2.0 and float(values.max()) <= 6.0
+    assert abs(float(values.mean()) - 2.0) < 0.05  # 8 * 0.0014 * ~4.5 sigma
+    assert abs(float(values.std()) - 8 / math.sqrt(12)) < 0.05
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_normal_statistics(dtype):
+    out = torch.empty(200, 200, device=DEVICE, dtype=dtype)
+    rng.normal_(out, 1.5, 3.0, state())
+    values = out.float()
+    assert abs(float(values.mean()) - 1.5) < 0.07  # std of the mean: 0.015
+    assert abs(float(values.std()) - 3.0) < 0.05
+
+
+def test_same_state_reproduces_and_offset_advances():
+    s1, s2 = state(123), state(123)
+    a, b = torch.empty(1000, device=DEVICE), torch.empty(1000, device=DEVICE)
+    rng.normal_(a, 0.0, 1.0, s1)
+    rng.normal_(b, 0.0, 1.0, s2)
+    assert torch.equal(a, b)
+    assert s1.tolist() == [123, 1000]
+    c = torch.empty(1000, device=DEVICE)
+    rng.normal_(c, 0.0, 1.0, s1)  # successive calls differ
+    assert not torch.equal(a, c)
+    d = torch.empty(1000, device=DEVICE)
+    rng.normal_(d, 0.0, 1.0, state(124))  # other seeds differ
+    assert not torch.equal(a, d)
+
+
+def test_offset_advance_is_a_device_kernel():
+    names = []
+
+    class Names(_launch.LaunchObserver):
+        def begin(self, info):
+            names.append(info.kernel_name)
+
+    observer = Names()
+    _launch.add_launch_observer(observer)
+    try:
+        rng.uniform_(torch.empty(10, device=DEVICE), 0.0, 1.0, state())
+    finally:
+        _launch.remove_launch_observer(observer)
+    assert names == ["fill_random_kernel", "rng_advance_kernel"]
+
+
+def test_strided_out_gets_the_same_values_as_contiguous():
+    base = torch.zeros(7, 10, device=DEVICE)
+    rng.uniform_(base.t(), 0.0, 1.0, state(3))  # a transposed view, filled in place
+    want = torch.empty(10, 7, device=DEVICE)
+    rng.uniform_(want, 0.0, 1.0, state(3))
+    assert torch.equal(base.t(), want)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+def test_dropout_forward_backward_share_the_mask(dtype, p):
+    x = (torch.rand(33, 131, device=DEVICE) + 0.5).to(dtype).t()  # no zeros; transposed
+    st = state(11)
+    y, seed_offset = rng.dropout_fwd(x, p, st)
+    assert seed_offset.tolist() == [11, 0] and st.tolist() == [11, x.numel()]
+    mask = y != 0
+    keep = float(mask.float().mean())
+    assert abs(keep - (1 - p)) < 0.02
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    want_y = torch.where(mask, x.float() * scale, 0.0).to(dtype)
+    assert_close(y, want_y, dtype=dtype, name="y")
+    grad = torch.randn(x.shape, device=DEVICE).to(dtype)
+    grad_x = rng.dropout_bwd(grad, p, seed_offset)
+    want = torch.where(mask, grad.float() * scale, 0.0).to(dtype)
+    assert_close(grad_x, want, dtype=dtype, name="grad_x")
+
+
+def test_dropout_successive_masks_differ():
+    x = torch.ones(2000, device=DEVICE)
+    st = state(5)
+    y1, so1 = rng.dropout_fwd(x, 0.5, st)
+    y2, so2 = rng.dropout_fwd(x, 0.5, st)
+    assert so1.tolist() == [5, 0] and so2.tolist() == [5, 2000]
+    assert not torch.equal(y1, y2)
+
+
+def test_checks():
+    with pytest.raises(OutOfRangeError, match="between 0 and 1"):
+        rng.dropout_fwd(torch.ones(3, device=DEVICE), 1.5, state())
+    with pytest.raises(ShapeError, match="seed, offset"):
+        bad_state = torch.zeros(3, dtype=torch.int64, device=DEVICE)
+        rng.uniform_(torch.ones(3, device=DEVICE), 0.0, 1.0, bad_state)
+    with pytest.raises(TypeError, match="int64"):
+        rng.uniform_(torch.ones(3, device=DEVICE), 0.0, 1.0, torch.zeros(2, device=DEVICE))
+    with pytest.raises(LayoutError, match="expanded"):
+        rng.normal_(torch.ones(1, 3, device=DEVICE).expand(4, 3), 0.0, 1.0, state())
+    with pytest.raises(OutOfRangeError, match="std"):
+        rng.normal_(torch.ones(3, device=DEVICE), 0.0, -1.0, state())

@@ -1,0 +1,120 @@
+"""clip_grad_norm_ on tg parameters against torch.nn.utils.clip_grad_norm_."""
+
+import math
+
+import pytest
+import torch
+
+import tritongrad as tg
+from tritongrad.kernels import _launch
+from tritongrad.kernels._checks import ValueCheckError
+from tritongrad.nn_utils_clip import clip_grad_norm_
+from tritongrad.testing.compare import assert_close
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+SIZES = [(1,), (7,), (3, 11), (130,), (2, 3, 5), (4099,)]
+DEVICE = tg.device()
+# inf * 0 = NaN when an inf norm scales the grads, as in torch; numpy warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+class LaunchCounter(_launch.LaunchObserver):
+    def __init__(self):
+        self.count = 0
+
+    def begin(self, info):
+        self.count += 1
+
+    def __enter__(self):
+        _launch.add_launch_observer(self)
+        return self
+
+    def __exit__(self, *exc):
+        _launch.remove_launch_observer(self)
+
+
+def make_pairs(count, scale=1.0):
+    """(tg params with grads, torch params with the same grads), mixed sizes and dtypes."""
+    ours, theirs = [], []
+    for i in range(count):
+        dtype = DTYPES[i % 3]
+        shape = SIZES[i % len(SIZES)]
+        grad = (torch.randn(shape) * scale).to(dtype)
+        p = tg.zeros(*shape, dtype=dtype, requires_grad=True)
+        p.grad = tg.from_torch(grad.to(DEVICE, copy=True))
+        ref = torch.zeros(shape, dtype=dtype, requires_grad=True)
+        ref.grad = grad.clone()
+        ours.append(p)
+        theirs.append(ref)
+    return ours, theirs
+
+
+def coarsest(params):
+    """torch rounds each dtype group's norm to that dtype before combining them, so results
+    are compared at the tolerance of the least precise dtype present."""
+    order = [torch.float32, torch.float16, torch.bfloat16]
+    return max((p.dtype for p in params), key=order.index)
+
+
+@pytest.mark.parametrize("count", [1, 3, 150])
+@pytest.mark.parametrize("norm_type", [2.0, math.inf])
+def test_matches_torch(count, norm_type):
+    ours, theirs = make_pairs(count)
+    max_norm = 0.7
+    want = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type)
+    with LaunchCounter() as counter:
+        total = clip_grad_norm_(ours, max_norm, norm_type)
+    assert counter.count == 2
+    assert isinstance(total, tg.Tensor) and total.shape == ()
+    dtype = coarsest(ours)
+    assert_close(total, want.float(), dtype=dtype, name="total_norm")
+    for i, (p, ref) in enumerate(zip(ours, theirs)):
+        assert p.grad.dtype == ref.grad.dtype
+        assert_close(p.grad, ref.grad, dtype=dtype, name=f"grad {i}")
+
+
+def test_345_and_a_single_tensor():
+    p = tg.zeros(3, requires_grad=True)
+    p.grad = tg.tensor([3.0, 4.0, 0.0])
+    total = clip_grad_norm_(p, 1.0)
+    assert float(total) == pytest.approx(5.0, rel=1e-6)
+    assert_close(p.grad, torch.tensor([0.6, 0.8, 0.0]), dtype=torch.float32)
+
+
+def test_no_grads_returns_zero_and_params_without_grad_are_skipped():
+    a, b = tg.zeros(4, requires_grad=True), tg.zeros(2, requires_grad=True)
+    assert float(clip_grad_norm_([a, b], 1.0)) == 0.0
+    b.grad = tg.tensor([6.0, 8.0])
+    assert float(clip_grad_norm_([a, b], 5.0)) == pytest.approx(10.0, rel=1e-6)
+    assert a.grad is None
+    assert_close(b.grad, torch.tensor([3.0, 4.0]), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nonfinite_norm_like_torch(bad):
+    ours, theirs = make_pairs(3)
+    ours[1].grad.torch()[0] = bad
+    theirs[1].grad[0] = bad
+    want = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+    total = clip_grad_norm_(ours, 1.0)
+    assert_close(total, want.float(), dtype=torch.float32)
+    for p, ref in zip(ours, theirs):  # NaN (and zeros for an inf norm) exactly where torch has
+        assert_close(p.grad, ref.grad, dtype=coarsest(ours))
+
+
+def test_error_if_nonfinite_raises_before_touching_grads():
+    ours, _ = make_pairs(3)
+    ours[2].grad.torch()[0] = float("inf")
+    before = [p.grad.torch().clone() for p in ours]
+    with pytest.raises(ValueCheckError, match="is non-finite, so it cannot be clipped"):
+        clip_grad_norm_(ours, 1.0, error_if_nonfinite=True)
+    for p, orig in zip(ours, before):
+        assert torch.equal(p.grad.torch(), orig)
+
+
+def test_grads_get_a_new_version():
+    p = tg.zeros(5, requires_grad=True)
+    p.grad = tg.ones(5)
+    version = p.grad._version
+    clip_grad_norm_([p], 0.1)
+    assert p.grad._version > version
