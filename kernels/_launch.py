@@ -89,9 +89,15 @@ def launch(
         return
     shown_grid = grid if isinstance(grid, tuple) else ("auto",)
     info = LaunchInfo(_kernel_name(kernel), shown_grid, int(flops), int(bytes_moved))
+    first_tensor = next((a for a in args if hasattr(a, "dtype") and hasattr(a, "data_ptr")), None)
+    if first_tensor is not None:
+        info.extra["dtype"] = first_tensor.dtype  # the rate "% of peak" is judged against
     for observer in list(_observers):
         observer.begin(info)
     kernel[grid](*args, **meta)
+    best = getattr(kernel, "best_config", None)
+    if callable(grid) and best is not None:  # an autotuned launch: show the grid it chose
+        info.grid = tuple(grid({**meta, **best.all_kwargs()}))
     for observer in list(_observers):
         observer.end(info)
 

@@ -42,6 +42,10 @@ from .random import get_rng_state, initial_seed, manual_seed, set_rng_state  # n
 from .tensor import Tensor  # noqa: E402,F401
 from .ops.elementwise import exp, log, sqrt  # noqa: E402,F401
 from .ops.reduction import mean, sum  # noqa: E402,F401
+from .ops.matmul import matmul  # noqa: E402,F401
+from .ops.activation import relu  # noqa: E402,F401
+from .ops.norm import norm  # noqa: E402,F401
+from . import optim  # noqa: E402,F401
 
 __version__ = "0.1.0"
 from . import testing  # noqa: E402,F401
