@@ -97,7 +97,10 @@ def launch(
     kernel[grid](*args, **meta)
     best = getattr(kernel, "best_config", None)
     if callable(grid) and best is not None:  # an autotuned launch: show the grid it chose
-        info.grid = tuple(grid({**meta, **best.all_kwargs()}))
+        try:
+            info.grid = tuple(grid({**meta, **best.all_kwargs()}))
+        except (KeyError, TypeError):  # a grid function that reads positional args by name
+            pass
     for observer in list(_observers):
         observer.end(info)
 
