@@ -96,7 +96,7 @@ def cross_entropy_fwd_kernel(
 
     logits_row = logits_ptr + row * stride_logits_row
     grad_row = grad_ptr + row * stride_grad_row
-    cols = tl.arange(0, BLOCK_C)
+    cols = tl.arange(0, BLOCK_C).to(tl.int64)  # column offsets of a column-major view pass 2**31
     # Ignored rows load nothing (all lanes masked; results zeroed below). A column
     # limit rather than `mask & active`: the interpreter rejects a block mask
     # combined with a scalar one.

@@ -46,6 +46,11 @@ from .ops.matmul import matmul  # noqa: E402,F401
 from .ops.activation import relu  # noqa: E402,F401
 from .ops.norm import norm  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
+from .memory import memory_stats  # noqa: E402,F401
+from .determinism import (  # noqa: E402,F401
+    are_deterministic_algorithms_enabled,
+    use_deterministic_algorithms,
+)
 
 __version__ = "0.1.0"
 from . import testing  # noqa: E402,F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled  # noqa: F401
 from .engine import execute
 from .function import AccumulateGrad, AutogradError, Function, FunctionCtx, Node  # noqa: F401
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
