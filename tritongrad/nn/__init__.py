@@ -1,0 +1,10 @@
+"""``tg.nn``: modules, layers, losses, initialisers and the functional API, with torch's
+names, so a PyTorch training loop ports by changing its imports."""
+
+from . import functional, init, utils  # noqa: F401
+from .layers import Dropout, Flatten, Identity, Linear, ReLU, Sequential  # noqa: F401
+from .loss import CrossEntropyLoss, MSELoss  # noqa: F401
+from .module import Module, Parameter, StateDictError  # noqa: F401
+
+__all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Flatten", "Dropout",
+           "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils"]

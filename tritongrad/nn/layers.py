@@ -1,0 +1,193 @@
+"""Layers: Linear, ReLU, Flatten, Dropout, Identity, and Sequential (which fuses
+Linear followed by ReLU into one matmul-with-ReLU-epilogue launch)."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Iterator
+
+import torch
+
+from .._device import DEVICE
+from ..kernels._checks import DeviceError, ShapeError
+from ..ops.activation import relu
+from ..ops.dropout import check_dropout_p, dropout
+from ..ops.matmul import linear, linear_relu
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+
+class Identity(Module):
+    """Returns its input unchanged (a placeholder that keeps state-dict numbering)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Linear(Module):
+    """y = x W^T + b, with W of shape (out_features, in_features), as ``torch.nn.Linear``.
+
+    Initialisation is torch's: W ~ kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in))
+    (gain sqrt(2/(1+5)) times sqrt(3/in)), and b ~ U(-1/sqrt(in), 1/sqrt(in)), drawn from
+    tritongrad's generator (``tg.manual_seed`` makes it reproducible)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device=None, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        if device is not None and torch.device(device).type != DEVICE.type:
+            raise DeviceError(f"tritongrad computes on {DEVICE.type}; cannot create Linear "
+                              f"on {device}")
+        dtype = dtype or torch.float32
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.weight = Parameter(torch.empty((self.out_features, self.in_features), dtype=dtype,
+                                            device=DEVICE))
+        if bias:
+            self.bias = Parameter(torch.empty((self.out_features,), dtype=dtype, device=DEVICE))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.in_features
+            bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+            init.uniform_(self.bias, -bound, bound)
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            got = x.shape[-1] if x.ndim else "none (a 0-d tensor)"
+            raise ShapeError(
+                f"Linear(in_features={self.in_features}, out_features={self.out_features}): "
+                f"expected input with last dimension {self.in_features}, got {got} "
+                f"(input shape {tuple(x.shape)})"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        return linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
+
+
+class ReLU(Module):
+    """max(x, 0) elementwise. ``inplace`` is accepted for torch compatibility; the
+    result is always a new tensor."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return relu(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Flatten(Module):
+    """Merge dims start_dim..end_dim (a view when the strides allow it)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Dropout(Module):
+    """In training, zero each element with probability p and scale the others by 1/(1-p);
+    the identity in eval mode. One Philox mask serves forward and backward."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        super().__init__()
+        self.p = check_dropout_p(p)
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+def _fusable(first: Module, second: Module | None) -> bool:
+    """A plain Linear followed by a plain ReLU (a subclass that overrides forward is
+    left alone: its forward might do more than the fused kernel)."""
+    return (second is not None and isinstance(first, Linear) and isinstance(second, ReLU)
+            and type(first).forward is Linear.forward and type(second).forward is ReLU.forward)
+
+
+class Sequential(Module):
+    """Runs its modules in order, as ``torch.nn.Sequential``: ``Sequential(m0, m1, ...)``
+    or ``Sequential(OrderedDict(name=module, ...))``.
+
+    Each ``Linear`` directly followed by ``ReLU`` runs as one fused launch
+    (``linear_relu``: the ReLU is the matmul's epilogue, and its backward reads the
+    output as the mask). The module tree is untouched, so the state-dict keys stay
+    torch's (``0.weight``, ``0.bias``, ``2.weight``, ...). Set ``fuse = False`` on an
+    instance to run every module separately (the results are the same)."""
+
+    fuse: bool = True
+
+    def __init__(self, *args) -> None:
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for name, module in args[0].items():
+                self.add_module(name, module)
+        else:
+            for index, module in enumerate(args):
+                self.add_module(str(index), module)
+
+    def _items(self) -> list:
+        return list(self._modules.items())
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        items = self._items()
+        if isinstance(index, slice):
+            return Sequential(OrderedDict(items[index]))
+        if not -len(items) <= index < len(items):
+            raise IndexError(f"index {index} is out of range for a Sequential of length "
+                             f"{len(items)}")
+        return items[index][1]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        name = self._items()[index][0]
+        self.add_module(name, module)
+
+    def append(self, module: Module) -> "Sequential":
+        self.add_module(str(len(self)), module)
+        return self
+
+    def forward(self, x):
+        modules = list(self._modules.values())
+        i = 0
+        while i < len(modules):
+            module = modules[i]
+            following = modules[i + 1] if i + 1 < len(modules) else None
+            if self.fuse and _fusable(module, following):
+                module._check_input(x)
+                x = linear_relu(x, module.weight, module.bias)
+                i += 2
+            else:
+                x = module(x)
+                i += 1
+        return x
