@@ -15,7 +15,12 @@ from .tolerances import tolerance_for
 
 @dataclass
 class Comparison:
-    """How far ``actual`` is from ``expected``; ``ok`` under (rtol, atol)."""
+    """How far ``actual`` is from ``expected``; ``ok`` under (rtol, atol).
+
+    max_abs / max_rel: the largest |ours - torch| and |ours - torch| / |torch| over
+    all elements (rel is inf where torch is exactly 0 and ours is not). The worst
+    element is the one furthest beyond the tolerance (or closest to it, when all
+    pass); worst_abs / worst_rel are its own errors."""
 
     name: str
     ok: bool
@@ -27,24 +32,32 @@ class Comparison:
     rtol: float
     atol: float
     note: str = ""
+    worst_abs: float = float("nan")
+    worst_rel: float = float("nan")
+    n_bad: int = 0
+    numel: int = 0
 
     def message(self) -> str:
         if self.note:
             return f"{self.name}: {self.note}"
         return (
             f"{self.name}: worst element at index {self.worst_index}: ours={self.actual_value!r} "
-            f"torch={self.expected_value!r} (abs err {self.max_abs:.3g}, rel err "
-            f"{self.max_rel:.3g}); tolerance rtol={self.rtol:g}, atol={self.atol:g}"
+            f"torch={self.expected_value!r} (abs err {self.worst_abs:.3g}, rel err "
+            f"{self.worst_rel:.3g}); {self.n_bad} of {self.numel} elements out of tolerance "
+            f"rtol={self.rtol:g}, atol={self.atol:g} (max abs err {self.max_abs:.3g}, "
+            f"max rel err {self.max_rel:.3g})"
         )
 
 
-def compare(name: str, actual: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> Comparison:
+def compare(name: str, actual: torch.Tensor, expected: torch.Tensor, rtol: float,
+            atol: float) -> Comparison:
     """Compare in float64. NaN must match NaN, and infinities must match exactly."""
     actual = actual.detach().to("cpu")
     expected = expected.detach().to("cpu")
     if tuple(actual.shape) != tuple(expected.shape):
-        return Comparison(name, False, float("inf"), float("inf"), (), float("nan"), float("nan"),
-                          rtol, atol, note=f"shape {tuple(actual.shape)} != torch's {tuple(expected.shape)}")
+        return Comparison(name, False, float("inf"), float("inf"), (), float("nan"),
+                          float("nan"), rtol, atol,
+                          note=f"shape {tuple(actual.shape)} != torch's {tuple(expected.shape)}")
     if actual.numel() == 0:
         return Comparison(name, True, 0.0, 0.0, (), 0.0, 0.0, rtol, atol)
     a = actual.to(torch.float64)
@@ -59,8 +72,11 @@ def compare(name: str, actual: torch.Tensor, expected: torch.Tensor, rtol: float
     allowed = atol + rtol * e.abs().nan_to_num(posinf=0.0, neginf=0.0)
     excess = diff - allowed
     flat = int(torch.argmax(excess.flatten()))
-    worst = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape)) if a.dim() else ()
-    rel = diff / e.abs().clamp_min(1e-30)
+    worst = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape)) \
+        if a.dim() else ()
+    # |torch| = 0: rel is 0 where ours is 0 too, inf otherwise (not diff / 1e-30)
+    rel = torch.where(diff == 0, torch.zeros_like(diff), diff / e.abs())
+    rel = torch.where(rel.isnan(), torch.full_like(rel, float("inf")), rel)  # NaN vs a number
     rel = torch.where(exact, torch.zeros_like(rel), rel)
     return Comparison(
         name=name,
@@ -72,15 +88,26 @@ def compare(name: str, actual: torch.Tensor, expected: torch.Tensor, rtol: float
         expected_value=float(e.flatten()[flat]),
         rtol=rtol,
         atol=atol,
+        worst_abs=float(diff.flatten()[flat]),
+        worst_rel=float(rel.flatten()[flat]),
+        n_bad=int((excess > 0).sum()),
+        numel=a.numel(),
     )
+
+
+def _as_torch(value):
+    """A tg Tensor's storage; torch tensors pass through."""
+    if hasattr(value, "torch") and not isinstance(value, torch.Tensor):
+        return value.torch()
+    return value
 
 
 def assert_close(actual, expected, dtype=None, name: str = "output", tf32: bool = False,
                  rtol: float | None = None, atol: float | None = None) -> Comparison:
     """Raise AssertionError naming the worst element when actual is not within
     the table's tolerance for ``dtype`` (default: expected's dtype)."""
-    actual = actual.torch() if hasattr(actual, "torch") and not isinstance(actual, torch.Tensor) else actual
-    expected = expected.torch() if hasattr(expected, "torch") and not isinstance(expected, torch.Tensor) else expected
+    actual = _as_torch(actual)
+    expected = _as_torch(expected)
     table_rtol, table_atol = tolerance_for(dtype or expected.dtype, tf32=tf32)
     result = compare(name, actual, expected,
                      table_rtol if rtol is None else rtol, table_atol if atol is None else atol)

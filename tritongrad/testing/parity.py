@@ -23,7 +23,28 @@ class ParityError(AssertionError):
         self.comparisons = comparisons
 
 
+class Constant:
+    """An input fed to both frameworks that does not require grad (a target, a
+    mask): see :func:`constant`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"constant({self.value!r})"
+
+
+def constant(value: Any) -> Constant:
+    """Mark an ``assert_parity`` input as not requiring grad: it is still cast to
+    ``dtype`` when floating, but neither framework differentiates through it."""
+    return Constant(value)
+
+
 def _to_torch_input(value: Any, dtype: torch.dtype | None, device: torch.device):
+    if isinstance(value, Constant):
+        value = value.value
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(value)
     if hasattr(value, "torch") and not isinstance(value, torch.Tensor):
@@ -33,7 +54,8 @@ def _to_torch_input(value: Any, dtype: torch.dtype | None, device: torch.device)
     value = value.detach()
     if value.is_floating_point() and dtype is not None:
         value = value.to(dtype)
-    return value.to(device)  # keeps the strides of a dense view (a transposed input stays transposed)
+    # .to keeps the strides of a dense view: a transposed input stays transposed
+    return value.to(device)
 
 
 def _as_tuple(x) -> tuple:
@@ -47,7 +69,8 @@ def random_grad_outputs(outputs: tuple, seed: int = 1234) -> list:
     grads = []
     for out in outputs:
         if isinstance(out, torch.Tensor) and out.is_floating_point() and out.requires_grad:
-            grads.append(torch.randn(out.shape, generator=generator, dtype=torch.float32).to(out.dtype))
+            draw = torch.randn(out.shape, generator=generator, dtype=torch.float32)
+            grads.append(draw.to(out.dtype))
         else:
             grads.append(None)
     return grads
@@ -70,10 +93,12 @@ def run_parity(
     device = tg.device()
     torch_inputs = [_to_torch_input(v, dtype, device) for v in inputs]
     differentiable = [
-        isinstance(t, torch.Tensor) and t.is_floating_point() for t in torch_inputs
+        isinstance(t, torch.Tensor) and t.is_floating_point() and not isinstance(v, Constant)
+        for t, v in zip(torch_inputs, inputs)
     ]
     torch_leaves = [
-        t.clone().requires_grad_(True) if diff else t for t, diff in zip(torch_inputs, differentiable)
+        t.clone().requires_grad_(True) if diff else t
+        for t, diff in zip(torch_inputs, differentiable)
     ]
     tg_leaves = [
         tg.from_torch(t, requires_grad=diff) if isinstance(t, torch.Tensor) else t
@@ -83,7 +108,8 @@ def run_parity(
     torch_outputs = _as_tuple(torch_fn(*torch_leaves))
     tg_outputs = _as_tuple(tg_fn(*tg_leaves))
     if len(torch_outputs) != len(tg_outputs):
-        raise ParityError(f"tritongrad returned {len(tg_outputs)} outputs, torch {len(torch_outputs)}", [])
+        raise ParityError(
+            f"tritongrad returned {len(tg_outputs)} outputs, torch {len(torch_outputs)}", [])
 
     comparisons = []
     for i, (ours, ref) in enumerate(zip(tg_outputs, torch_outputs)):
@@ -152,6 +178,7 @@ def assert_parity(
                              grad_outputs=grad_outputs, tf32=tf32)
     failures = [c for c in comparisons if not c.ok]
     if failures:
-        raise ParityError("parity with torch failed:\n  " + "\n  ".join(c.message() for c in failures),
+        raise ParityError("parity with torch failed:\n  "
+                          + "\n  ".join(c.message() for c in failures),
                           comparisons)
     return comparisons
