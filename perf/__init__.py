@@ -1,0 +1,1 @@
+"""tritongrad's perf suite: ``python perf/run.py`` (or ``python -m perf``); see README.md."""

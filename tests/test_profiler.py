@@ -1,0 +1,267 @@
+"""The profiler: launch counts, op/phase/node attribution, FLOP and byte formulas checked
+against hand-computed values (matmul, cross-entropy), the table, the Chrome trace, record
+scopes and users' own kernels, and the peaks table."""
+
+import json
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+
+import tritongrad as tg
+from tritongrad import profiler
+from tritongrad.kernels._launch import launch
+from tritongrad.ops.loss import cross_entropy
+from tritongrad.ops.matmul import linear, matmul
+
+
+CUDA = tg.device().type == "cuda"
+CLOCK = "CUDA events" if CUDA else "wall clock (Triton interpreter)"
+
+
+def leaf(*shape, dtype=torch.float32, requires_grad=True):
+    return tg.tensor(torch.randn(*shape), dtype=dtype, requires_grad=requires_grad)
+
+
+def only(events, **match):
+    found = [e for e in events if all(getattr(e, k) == v for k, v in match.items())]
+    assert len(found) == 1, (match, found)
+    return found[0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_linear_forward_backward_counts_and_formulas(dtype):
+    M, K, N = 8, 16, 32  # x (M, K), weight (N, K), bias (N,)
+    x, w, b = leaf(M, K, dtype=dtype), leaf(N, K, dtype=dtype), leaf(N, dtype=dtype)
+    size = torch.empty((), dtype=dtype).element_size()
+    grad_y = tg.ones(M, N, dtype=dtype)
+    with profiler.profile() as prof:
+        y = linear(x, w, b)
+        y.backward(grad_y)
+    events = prof.events
+    # forward: one fused launch, Y = X W^T + b: 2*M*N*K flops (a multiply and an add per
+    # term); bytes: X and W read once, Y written once, the bias read once.
+    fwd = only(events, op="Linear", phase="forward")
+    assert fwd.kernel == "matmul_kernel"
+    assert fwd.node == "LinearBackward" and fwd.node_id is not None
+    assert fwd.flops == 2 * M * N * K
+    assert fwd.bytes_moved == (M * K + N * K + M * N) * size + N * size
+    # backward: dW = dY^T X with db as the row sums of dY^T (one launch), dX = dY W.
+    bwd = [e for e in events if e.op == "Linear" and e.phase == "backward"]
+    assert len(bwd) == 2 and all(e.kernel == "matmul_kernel" for e in bwd)
+    assert all(e.node == "LinearBackward" and e.node_id == fwd.node_id for e in bwd)
+    grad_w, grad_x = bwd
+    assert grad_w.flops == 2 * N * K * M
+    # dY^T (N, M) and X (M, K) read, dW (N, K) written, db (N,) written in the bias dtype
+    assert grad_w.bytes_moved == (N * M + M * K + N * K) * size + N * size
+    assert grad_x.flops == 2 * M * K * N
+    assert grad_x.bytes_moved == (M * N + N * K + M * K) * size
+    assert prof.launches == 3
+    stats = prof.op_stats()
+    assert stats[("Linear", "forward")].calls == 1
+    assert stats[("Linear", "backward")].launches == 2
+    assert stats[("Linear", "backward")].flops == 4 * M * N * K
+
+
+def test_batched_matmul_flops():
+    a, b = leaf(3, 4, 5), leaf(3, 5, 6)
+    with profiler.profile() as prof:
+        matmul(a, b)
+    event = only(prof.events, op="MatMul")
+    assert event.flops == 2 * 3 * 4 * 6 * 5
+    assert event.bytes_moved == (3 * 4 * 5 + 3 * 5 * 6 + 3 * 4 * 6) * 4
+
+
+def test_cross_entropy_counts_and_formulas():
+    N, C = 6, 10
+    logits = leaf(N, C)
+    target = tg.tensor(torch.randint(0, C, (N,)))
+    with profiler.profile() as prof:
+        loss = cross_entropy(logits, target)
+        loss.backward()
+    events = prof.events
+    fwd = [e for e in events if e.op == "CrossEntropy" and e.phase == "forward"]
+    assert [e.kernel for e in fwd] == ["cross_entropy_fwd_kernel", "cross_entropy_reduce_kernel"]
+    rows, reduce = fwd
+    assert rows.grid == (N,)  # one program per row
+    # per element: max, shift, exp, sum (4) for the loss; exp(x - lse), one-hot and
+    # smoothing terms (4) for the gradient written in the same pass
+    assert rows.flops == N * C * (4 + 4)
+    # logits read once (a row fits one block), gradient written once, and per row an int64
+    # target read and an fp32 row loss written
+    assert rows.bytes_moved == N * C * 4 * 2 + N * (8 + 4)
+    # sum of N row losses and N label compares; reads N fp32 losses and N int64 targets,
+    # writes the 0-d loss and the int64 count
+    assert reduce.flops == 2 * N
+    assert reduce.bytes_moved == N * (4 + 8) + 16
+    # backward: one scaling launch over the stored (N, C) gradient, read and written once
+    scale = only(events, op="CrossEntropy", phase="backward")
+    assert scale.kernel == "cross_entropy_bwd_kernel"
+    assert scale.flops == N * C
+    assert scale.bytes_moved == N * C * (4 + 4)
+    # the engine seeds backward with dloss/dloss = 1: one fill outside any op
+    seed = only(events, phase="other")
+    assert seed.kernel == "fill_kernel"
+    assert prof.launches == 4
+    assert prof.count(phase="forward") == 2 and prof.count(phase="backward") == 1
+
+
+def test_calls_count_op_invocations_not_launches():
+    x, w = leaf(4, 8, requires_grad=False), leaf(16, 8, requires_grad=False)
+    with profiler.profile() as prof:
+        for _ in range(3):
+            linear(x, w)
+    row = prof.op_stats()[("Linear", "forward")]
+    assert (row.calls, row.launches) == (3, 3)
+
+
+def test_launch_count_stops_when_the_profile_ends():
+    x = leaf(4, 8)
+    with profiler.profile() as prof:
+        x + x
+    x + x
+    assert prof.launches == 1
+    with profiler.profile() as outer:
+        with profiler.profile() as inner:
+            x * x
+        x * x
+    assert (inner.launches, outer.launches) == (1, 2)
+
+
+def test_table_labels_sorting_and_row_limit():
+    x, w = leaf(4, 8), leaf(16, 8)
+    with profiler.profile() as prof:
+        linear(x, w).sum().backward()
+    text = prof.table()
+    assert f"times: {CLOCK}" in text
+    assert ("not performance" in text) == (not CUDA)
+    header = next(line for line in text.splitlines() if line.startswith("op "))
+    for column in ("calls", "launches", "total ms", "TFLOP/s", "GB/s", "%peak FLOP", "%peak BW"):
+        assert column in header
+    assert f"{prof.launches} kernel launches" in text
+    by_name = prof.table(sort_by="name")
+    body = by_name.splitlines()[by_name.splitlines().index(header) + 2:-1]
+    names = [line.split()[0] for line in body]
+    assert names == sorted(names)
+    limited = prof.table(row_limit=1)
+    assert "more rows" in limited
+    with pytest.raises(ValueError, match="sort_by"):
+        prof.table(sort_by="colour")
+    assert repr(text) == str(text)  # prints as a table at a prompt
+
+
+def test_percent_of_peak_uses_the_given_peaks():
+    fake = profiler.DevicePeaks("fake", {"bf16": 1e-6, "fp32": 2e-6}, 1e-3)
+    x, w = leaf(8, 16, requires_grad=False), leaf(32, 16, requires_grad=False)
+    with profiler.profile(peaks=fake, dtype=torch.float32) as prof:
+        linear(x, w)
+    row = prof.op_stats()[("Linear", "forward")]
+    assert row.tflops == pytest.approx(row.flops / (row.time_us * 1e6))
+    assert row.gbps == pytest.approx(row.bytes_moved / (row.time_us * 1e3))
+    line = next(line for line in prof.table().splitlines() if line.startswith("Linear"))
+    cells = line.split()
+    assert float(cells[-2]) == pytest.approx(100 * row.tflops / 2e-6, rel=1e-2)
+    assert float(cells[-1]) == pytest.approx(100 * row.gbps / 1e-3, rel=1e-2)
+    assert "peaks: fake" in prof.table()
+
+
+def test_peaks_table_covers_hopper_and_ampere():
+    assert profiler.peaks_for("NVIDIA H100 80GB HBM3").hbm_gbps == 3350
+    assert profiler.peaks_for("NVIDIA H100 PCIe").hbm_gbps == 2000
+    assert profiler.peaks_for("NVIDIA H200").hbm_gbps == 4800
+    assert profiler.peaks_for("NVIDIA A100-SXM4-80GB").tflops["bf16"] == 312
+    assert profiler.peaks_for("NVIDIA GeForce GTX 1080") is None
+    for key in ("H100", "H200", "A100"):
+        peaks = profiler.PEAKS[key]
+        assert {"bf16", "fp16", "tf32", "fp32"} <= set(peaks.tflops)
+    assert profiler.profile(peaks="H200").peaks is profiler.PEAKS["H200"]
+    if not CUDA:
+        assert profiler.profile().peaks is None  # the interpreter has no peak
+
+
+def test_chrome_trace_is_valid_and_has_one_event_per_launch(tmp_path):
+    logits = leaf(4, 6)
+    target = tg.tensor([0, 5, 2, 1])
+    with profiler.profile() as prof:
+        with profiler.record("step"):
+            cross_entropy(logits, target).backward()
+    path = tmp_path / "trace.json"
+    prof.export_chrome_trace(str(path))
+    document = json.loads(path.read_text())
+    events = document["traceEvents"]
+    kernels = [e for e in events if e["ph"] == "X" and e["cat"] != "scope"]
+    assert len(kernels) == prof.launches == 4
+    for e in kernels:
+        assert {"name", "ph", "ts", "dur", "pid", "tid", "args"} <= set(e)
+        assert e["dur"] >= 0 and e["ts"] >= 0
+        assert e["args"]["op"] in ("CrossEntropy", "step")
+    scopes = [e for e in events if e["ph"] == "X" and e["cat"] == "scope"]
+    assert [s["name"] for s in scopes] == ["step"] and scopes[0]["args"]["launches"] == 4
+    assert any(e["ph"] == "M" and e["name"] == "thread_name" for e in events)
+    assert document["otherData"]["clock"] == CLOCK
+
+
+@triton.jit
+def _user_scale_kernel(x_ptr, out_ptr, numel, BLOCK: tl.constexpr):
+    offs = tl.arange(0, BLOCK)
+    mask = offs < numel
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0)
+    tl.store(out_ptr + offs, x * 2.0, mask=mask)
+
+
+def test_users_kernels_through_the_hook_and_in_record_scopes():
+    x = torch.randn(100).to(tg.device())
+    out = torch.empty_like(x)
+    with profiler.profile() as prof:
+        # through the hook, outside any op: a row named after the kernel
+        launch(_user_scale_kernel, (1,), x, out, 100, BLOCK=128, flops=100, bytes_moved=800)
+        # through the hook inside a record scope: counted in the scope's row
+        with profiler.record("my_scale"):
+            launch(_user_scale_kernel, (1,), x, out, 100, BLOCK=128, flops=100,
+                   bytes_moved=800)
+        # launched directly: the hook cannot see it; the scope gives its counts
+        with profiler.record("raw_scale", flops=100, bytes_moved=800, launches=1):
+            _user_scale_kernel[(1,)](x, out, 100, BLOCK=128)
+    torch.testing.assert_close(out, x * 2)
+    stats = prof.op_stats()
+    hooked = stats[("_user_scale_kernel", "other")]
+    assert (hooked.calls, hooked.launches, hooked.flops, hooked.bytes_moved) == (1, 1, 100, 800)
+    scoped = stats[("my_scale", "record")]
+    assert (scoped.calls, scoped.launches, scoped.flops) == (1, 1, 100)
+    raw = stats[("raw_scale", "record")]
+    assert (raw.calls, raw.launches, raw.bytes_moved) == (1, 1, 800)
+    assert raw.time_us > 0
+    assert prof.launches == 3
+    text = prof.table()
+    assert "my_scale" in text and "raw_scale" in text and "_user_scale_kernel" in text
+
+
+def test_user_function_is_attributed_like_builtin_ops():
+    class Double(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            out = torch.empty_like(x._data)
+            launch(_user_scale_kernel, (1,), x._data, out, x.numel(), BLOCK=64,
+                   flops=x.numel(), bytes_moved=8 * x.numel())
+            return tg.Tensor._wrap(out)
+
+        @staticmethod
+        def backward(ctx, grad):
+            out = torch.empty_like(grad._data)
+            launch(_user_scale_kernel, (1,), grad._data, out, grad.numel(), BLOCK=64,
+                   flops=grad.numel(), bytes_moved=8 * grad.numel())
+            return tg.Tensor._wrap(out)
+
+    x, grad = leaf(10), tg.ones(10)
+    with profiler.profile() as prof:
+        Double.apply(x).backward(grad)
+    assert only(prof.events, op="Double", phase="forward").node == "DoubleBackward"
+    assert only(prof.events, op="Double", phase="backward").flops == 10
+    torch.testing.assert_close(x.grad.torch().cpu(), torch.full((10,), 2.0))
+
+
+def test_record_without_a_profile_is_harmless():
+    with profiler.record("nothing"):
+        leaf(3) + 1.0
+    assert not profiler.active()
