@@ -34,3 +34,56 @@ def ptx_of(report: dict, label_prefix: str) -> dict:
 
     return {c["label"]: Path(c["ptx"]).read_text() for c in report["compiled"]
             if c["label"].startswith(label_prefix)}
+
+
+# --- CI time budget per area -------------------------------------------------------------
+# The whole CPU suite must stay under 10 minutes on 2 cores. Each area has a budget of
+# summed test time (one core); the terminal summary reports each area against it, so a
+# slow new test is visible in CI output before the total becomes a problem.
+AREA_BUDGET_S = {
+    "kernels": 150,  # tests/kernels/: launchers against torch
+    "core": 60,  # engine, tensor, core ops
+    "ops": 120,  # matmul, losses, norm, relu Functions
+    "training": 150,  # nn, optim, serialization, training parity, examples
+    "tools": 90,  # parity tools, profiler, perf smoke, compile tests, packaging
+    "reliability": 90,  # bad inputs, memory, anomaly, determinism, offsets, fuzz
+}
+_AREA_OF_FILE = {
+    "test_autograd": "core", "test_tensor": "core", "test_ops_core": "core",
+    "test_nn": "training", "test_optim": "training", "test_serialization": "training",
+    "test_training_parity": "training", "test_examples": "training",
+    "test_clip_grad_norm": "ops",
+    "test_parity_tools": "tools", "test_references": "tools", "test_profiler": "tools",
+    "test_perf_smoke": "tools", "test_launch_count": "tools", "test_graphs": "tools",
+    "test_compile_sm90": "tools", "test_packaging": "tools", "test_readme": "tools",
+    "test_bad_inputs": "reliability", "test_memory": "reliability",
+    "test_anomaly": "reliability", "test_determinism": "reliability",
+    "test_large_offsets": "reliability", "test_fuzz": "reliability",
+}
+
+
+def _area(nodeid: str) -> str:
+    path = nodeid.split("::")[0]
+    if path.startswith("tests/kernels/"):
+        return "kernels"
+    stem = path.rsplit("/", 1)[-1].removesuffix(".py")
+    if stem.startswith("test_ops_"):
+        return "core" if stem == "test_ops_core" else "ops"
+    return _AREA_OF_FILE.get(stem, "other")
+
+
+def pytest_terminal_summary(terminalreporter):
+    spent: dict = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) and hasattr(report, "duration"):
+                area = _area(report.nodeid)
+                spent[area] = spent.get(area, 0.0) + report.duration
+    if not spent:
+        return
+    terminalreporter.section("time per area (summed over workers) / budget")
+    for area, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
+        budget = AREA_BUDGET_S.get(area)
+        flag = "  OVER BUDGET" if budget is not None and seconds > budget else ""
+        shown = f"{budget} s" if budget is not None else "no budget: add the file to conftest"
+        terminalreporter.write_line(f"{area:12s} {seconds:7.1f} s / {shown}{flag}")
