@@ -15,6 +15,7 @@ import triton.language as tl
 
 from ._checks import (
     FLOAT_DTYPES,
+    LayoutError,
     ShapeError,
     check_tensor,
     check_writable,
@@ -74,12 +75,15 @@ def copy_kernel(
 
 @triton.jit
 def fill_kernel(
-    dst_ptr, value,
+    dst_ptr, value: tl.float64,
     numel, size1, size2, size3, size4, size5,
     dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5,
     BLOCK: tl.constexpr,
 ):
-    """dst[i] = value for every index i; dst may be any non-overlapping view."""
+    """dst[i] = value for every index i; dst may be any non-overlapping view.
+
+    value: typed fp64 (a GPU launch would type a Python float fp32, rounding an fp64 fill
+    value or an integer above 2**24)."""
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
     mask = linear < numel
@@ -90,8 +94,9 @@ def fill_kernel(
 
 
 @triton.jit
-def arange_kernel(dst_ptr, start, step, numel, BLOCK: tl.constexpr):
-    """dst[i] = start + i * step, for a contiguous 1-D dst of numel elements."""
+def arange_kernel(dst_ptr, start: tl.float64, step: tl.float64, numel, BLOCK: tl.constexpr):
+    """dst[i] = start + i * step, for a contiguous 1-D dst of numel elements; start and step
+    are fp64 arguments, so fp64 and int64 ranges are exact (up to 2**53)."""
     pid = tl.program_id(0).to(tl.int64)
     idx = pid * BLOCK + tl.arange(0, BLOCK)
     mask = idx < numel
@@ -122,13 +127,54 @@ def merged_layout(shape, *strides_list):
     return sizes, per_tensor
 
 
+def _byte_range(t: torch.Tensor) -> tuple[int, int]:
+    """[first, end) byte addresses that t's elements occupy (t has elements)."""
+    reach = sum((size - 1) * stride for size, stride in zip(t.shape, t.stride()))
+    return t.data_ptr(), t.data_ptr() + (reach + 1) * t.element_size()
+
+
+def _is_dense(t: torch.Tensor) -> bool:
+    """The elements fill a block of memory exactly once (a contiguous tensor, possibly
+    with permuted dims): torch's is_non_overlapping_and_dense."""
+    expected = 1
+    for stride, size in sorted((st, sz) for sz, st in zip(t.shape, t.stride()) if sz > 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _src_overlap(dst: torch.Tensor, src: torch.Tensor, src_full: torch.Tensor) -> str:
+    """How ``src`` (``src_full``: expanded to dst's shape) shares memory with ``dst``:
+    "none", "same" (the same elements in the same order: nothing to do), "partial"
+    (dense views that partly overlap: torch raises) or "interleaved" (strided views whose
+    memory ranges overlap; they may or may not share elements)."""
+    if dst.numel() == 0 or src.numel() == 0:
+        return "none"
+    dst_first, dst_end = _byte_range(dst)
+    src_first, src_end = _byte_range(src_full)
+    if dst_end <= src_first or src_end <= dst_first:
+        return "none"
+    same_strides = all(s == d for s, d, size in zip(src_full.stride(), dst.stride(), dst.shape)
+                       if size > 1)
+    if src_full.data_ptr() == dst.data_ptr() and same_strides and src.dtype == dst.dtype:
+        return "same"
+    if _is_dense(dst) and _is_dense(src):
+        return "partial"
+    return "interleaved"
+
+
 def copy_into(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-    """Write ``src`` (broadcast to dst's shape, cast to dst's dtype) into ``dst``."""
+    """Write ``src`` (broadcast to dst's shape, cast to dst's dtype) into ``dst``.
+
+    A src that partly overlaps dst raises, as torch does for dense views; for strided views
+    whose memory ranges interleave, src is first copied to a temporary (programs run in any
+    order on a GPU, so reading memory that another program writes would race)."""
     check_tensor("copy_", "dst", dst, COPY_DTYPES)
     check_tensor("copy_", "src", src, COPY_DTYPES)
     check_writable("copy_", "dst", dst)
     try:
-        src = src.expand(dst.shape)  # a stride-0 view: metadata only
+        src_full = src.expand(dst.shape)  # a stride-0 view: metadata only
     except RuntimeError:
         raise ShapeError(
             f"copy_: source of shape {tuple(src.shape)} cannot be broadcast to "
@@ -137,6 +183,19 @@ def copy_into(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
     numel = dst.numel()
     if numel == 0:
         return dst
+    overlap = _src_overlap(dst, src, src_full)
+    if overlap == "same":
+        return dst
+    if overlap == "partial":
+        raise LayoutError(
+            f"copy_: unsupported operation: some elements of the input tensor (shape "
+            f"{tuple(src.shape)}, strides {tuple(src.stride())}) and the written-to tensor "
+            f"(shape {tuple(dst.shape)}, strides {tuple(dst.stride())}) refer to a single "
+            "memory location. Please clone() the tensor before performing the operation."
+        )
+    if overlap == "interleaved":
+        src_full = copy(src).expand(dst.shape)
+    src = src_full
     sizes, (src_strides, dst_strides) = merged_layout(dst.shape, src.stride(), dst.stride())
     launch(
         copy_kernel, (cdiv(numel, COPY_BLOCK),), dst, src, numel, *sizes[1:],
@@ -194,10 +253,10 @@ def _copy_specs():
     for src_t, dst_t in [("fp32", "bf16"), ("fp16", "fp32"), ("i64", "i64"), ("fp64", "fp32")]:
         sig = {"dst_ptr": "*" + dst_t, "src_ptr": "*" + src_t, **sizes, **six_i64, "BLOCK": "constexpr"}
         specs.append(CompileSpec(copy_kernel, sig, {"BLOCK": COPY_BLOCK}, f"{src_t}->{dst_t}"))
-    fill_sig = {"dst_ptr": "*bf16", "value": "fp32", **sizes,
+    fill_sig = {"dst_ptr": "*bf16", "value": "fp64", **sizes,
                 **{f"dst_s{i}": "i64" for i in range(MAX_DIMS)}, "BLOCK": "constexpr"}
     specs.append(CompileSpec(fill_kernel, fill_sig, {"BLOCK": COPY_BLOCK}))
-    specs.append(CompileSpec(arange_kernel, {"dst_ptr": "*i64", "start": "fp32", "step": "fp32",
+    specs.append(CompileSpec(arange_kernel, {"dst_ptr": "*i64", "start": "fp64", "step": "fp64",
                                              "numel": "i64", "BLOCK": "constexpr"},
                              {"BLOCK": COPY_BLOCK}))
     return specs

@@ -126,9 +126,11 @@ def cross_entropy_fwd_kernel(
             x = tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
                         other=float("-inf")).to(tl.float32)
             new_max = tl.maximum(running_max, tl.max(x, axis=0))
-            # sum_exp holds sum exp(x - old shift); rescale it to the new shift.
+            # sum_exp holds sum exp(x - old shift); rescale it to the new shift. While the
+            # running max is still -inf, sum_exp is 0 (or NaN): rescale by exp(0) = 1, never
+            # by exp(0 - shift), which overflows to inf for shift < -88 and makes 0 * inf = NaN.
             shift = tl.where(new_max == float("-inf"), 0.0, new_max)
-            old_shift = tl.where(running_max == float("-inf"), 0.0, running_max)
+            old_shift = tl.where(running_max == float("-inf"), shift, running_max)
             sum_exp = sum_exp * tl.exp(old_shift - shift) + tl.sum(tl.exp(x - shift), axis=0)
             running_max = new_max
             if HAS_SMOOTHING:

@@ -8,9 +8,12 @@ launch). Inputs are read through their strides, broadcast dims with stride 0, so
 no view is copied first. Math runs in fp32 (fp64 for fp64 tensors), and the result
 is rounded once into the output's dtype.
 
-Scalars are kernel arguments typed fp64 (the ``"fp64"`` annotation; triton would
+Scalars are kernel arguments typed fp64 (the ``tl.float64`` annotation; triton would
 otherwise type a Python float as fp32), so an fp64 tensor sees the scalar's exact
-value, and other tensors see it rounded to fp32 as torch's opmath does.
+value, and other tensors see it rounded to fp32 as torch's opmath does. The annotation
+must be ``tl.float64``, not the string ``"fp64"``: under ``from __future__ import
+annotations`` the string becomes ``"'fp64'"``, which triton does not recognise (it then
+types the argument fp32 on a GPU; the interpreter hides this).
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ def offsets_of(
 
 @triton.jit
 def binary_kernel(
-    out_ptr, a_ptr, b_ptr, alpha: "fp64",
+    out_ptr, a_ptr, b_ptr, alpha: tl.float64,
     numel, size1, size2, size3, size4, size5,
     a_s0, a_s1, a_s2, a_s3, a_s4, a_s5,
     b_s0, b_s1, b_s2, b_s3, b_s4, b_s5,
@@ -170,7 +173,7 @@ def binary_kernel(
 
 @triton.jit
 def unary_kernel(
-    out_ptr, x_ptr, scalar: "fp64",
+    out_ptr, x_ptr, scalar: tl.float64,
     numel, size1, size2, size3, size4, size5,
     x_s0, x_s1, x_s2, x_s3, x_s4, x_s5,
     out_s0, out_s1, out_s2, out_s3, out_s4, out_s5,

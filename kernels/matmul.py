@@ -50,6 +50,7 @@ from ._checks import (
 )
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
+from .elementwise import upcast
 
 
 def _configs() -> list:
@@ -164,7 +165,9 @@ def matmul_kernel(
             b = b.to(tl.float32)
         if HAS_A_MASK:
             gate = tl.load(m_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-            a = tl.where(gate <= 0, 0.0, a).to(a.dtype)
+            # compare in fp32 (fp64 stays fp64): the interpreter compares bf16 wrongly
+            # (a negative bf16 gate read as positive)
+            a = tl.where(upcast(gate) <= 0, 0.0, a).to(a.dtype)
             m_ptrs += BLOCK_K * stride_mk
         if ROW_SUM:
             row_acc += tl.sum(a.to(row_acc.dtype), axis=1)

@@ -28,6 +28,7 @@ from ._checks import FLOAT_DTYPES, ShapeError, check_same_device, check_same_dty
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, launch
 from .copy import MAX_DIMS, merged_layout, strided_offsets
+from .elementwise import scalar_like
 
 OP = "mse_loss"
 BLOCK = 2048  # elements per program: large blocks keep the partials (and interpreter programs) few
@@ -68,20 +69,23 @@ def mse_partial_kernel(
 @triton.jit
 def mse_finish_kernel(
     out_ptr, partial_ptr,
-    n_partials, scale,
+    n_partials, scale: tl.float64,
     BLOCK: tl.constexpr,
 ):
     """out[()] = scale * sum(partial), added block by block in a fixed order.
 
     out_ptr: 0-d loss in the input dtype. partial_ptr: (n_partials,) fp32/fp64.
-    scale: 1/N for 'mean' (NaN when N == 0, as torch), 1 for 'sum'.
+    scale: 1/N for 'mean' (NaN when N == 0, as torch), 1 for 'sum'; typed fp64 so that
+    fp64 inputs see it exactly (a GPU launch types a Python float fp32), rounded to fp32
+    for the others.
     """
     offs = tl.arange(0, BLOCK)
     acc = tl.zeros([BLOCK], dtype=partial_ptr.dtype.element_ty)
     for start in range(0, n_partials, BLOCK):
         idx = start + offs
         acc += tl.load(partial_ptr + idx, mask=idx < n_partials, other=0.0)
-    total = tl.sum(acc, axis=0) * scale
+    total = tl.sum(acc, axis=0)
+    total = total * scalar_like(scale, total)
     tl.store(out_ptr, cast_to(total, out_ptr.dtype.element_ty))
 
 
@@ -118,7 +122,7 @@ def mse_bwd_kernel(
     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
     go_s0, go_s1, go_s2, go_s3, go_s4, go_s5,
-    scale,
+    scale: tl.float64,
     BLOCK: tl.constexpr, ACC: tl.constexpr, PER_ELEMENT_GRAD: tl.constexpr,
     NEED_INPUT: tl.constexpr, NEED_TARGET: tl.constexpr,
 ):
@@ -129,7 +133,7 @@ def mse_bwd_kernel(
     input_ptr, target_ptr: any strides, padded to 6-D.
     grad_output_ptr: 0-d (g read once on the device) unless PER_ELEMENT_GRAD,
     then the inputs' shape with strides go_s* ('none').
-    scale: 1/N for 'mean', else 1.
+    scale: 1/N for 'mean', else 1 (fp64, as in mse_finish_kernel).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -146,7 +150,7 @@ def mse_bwd_kernel(
         g = tl.load(grad_output_ptr + go_off, mask=mask, other=0.0).to(ACC)
     else:
         g = tl.load(grad_output_ptr).to(ACC)
-    grad = 2.0 * scale * (x - t) * g
+    grad = 2.0 * scalar_like(scale, x) * (x - t) * g
     if NEED_INPUT:
         tl.store(grad_input_ptr + linear, cast_to(grad, grad_input_ptr.dtype.element_ty),
                  mask=mask)
@@ -281,13 +285,13 @@ def _specs():
         specs.append(CompileSpec(
             mse_finish_kernel,
             {"out_ptr": "*" + dt, "partial_ptr": "*" + acc_name, "n_partials": "i32",
-             "scale": "fp32", "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK}, dt))
+             "scale": "fp64", "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK}, dt))
         for per_element in (False, True):
             flags = {"PER_ELEMENT_GRAD": per_element, "NEED_INPUT": True, "NEED_TARGET": True}
             specs.append(CompileSpec(
                 mse_bwd_kernel,
                 {"grad_input_ptr": "*" + dt, "grad_target_ptr": "*" + dt, **ptrs,
-                 "grad_output_ptr": "*" + dt, **sizes, **strides, **go_strides, "scale": "fp32",
+                 "grad_output_ptr": "*" + dt, **sizes, **strides, **go_strides, "scale": "fp64",
                  "BLOCK": "constexpr", "ACC": "constexpr", "PER_ELEMENT_GRAD": "constexpr",
                  "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr"},
                 {**const, **flags}, f"{dt},per_element={per_element}"))

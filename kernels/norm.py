@@ -18,7 +18,8 @@ dtypes are handled by a per-tensor dtype code branch inside the kernel (0 fp32, 
    ``min(1, max_norm / (total_norm + eps))`` (NaN stays NaN, as torch.clamp), scales its own
    chunk and program 0 writes total_norm. No host sync.
 
-Tensors of the list must not overlap in memory (each chunk is read and written by one program).
+Tensors of the list must not overlap in memory (each chunk is read and written by one program);
+``clip_grad_norm_`` refuses a tensor listed twice.
 """
 
 from __future__ import annotations
@@ -218,6 +219,22 @@ def _check_multi(op: str, tensors: list[torch.Tensor]) -> None:
         raise DeviceError(f"{op}: Expected all tensors to be on the same device, but got {listed}")
 
 
+def _check_no_duplicates(op: str, tensors: list[torch.Tensor]) -> None:
+    """In-place scaling: each chunk is scaled by the one program that owns it, so a tensor
+    listed twice would be scaled by two programs at once (a race on a GPU)."""
+    ptrs = [t.data_ptr() for t in tensors if t.numel()]
+    if len(set(ptrs)) == len(ptrs):
+        return
+    first_index: dict[int, int] = {}
+    for i, t in enumerate(tensors):
+        j = first_index.setdefault(t.data_ptr(), i) if t.numel() else i
+        if j != i:
+            raise LayoutError(
+                f"{op}: tensors[{j}] and tensors[{i}] (shape {tuple(t.shape)}) are the same "
+                "memory; each gradient must appear once in the list"
+            )
+
+
 def _multi_norm(op: str, srcs, dsts, norm_type: float, scale: bool, max_norm: float, eps: float,
                 out_dtype: torch.dtype = torch.float32, check=None) -> torch.Tensor:
     """Launch the two multi-tensor kernels; returns the 0-d total norm (out_dtype).
@@ -276,6 +293,7 @@ def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: flo
     norm_type = _check_norm_type(op, norm_type)
     tensors = list(tensors)
     _check_multi(op, tensors)
+    _check_no_duplicates(op, tensors)
     def check_finite(norm: torch.Tensor) -> None:
         value = float(norm.item())  # the one allowed sync
         if math.isnan(value) or math.isinf(value):

@@ -66,10 +66,17 @@ def fill_random_kernel(
     offset = tl.load(state_ptr + 1)
     if NORMAL:
         value = a + b * tl.randn(seed, offset + linear)
+        out = cast_to(value, out_ptr.dtype.element_ty)
     else:
         value = a + (b - a) * tl.rand(seed, offset + linear)
+        out = cast_to(value, out_ptr.dtype.element_ty)
+        # torch's uniform_ is [a, b): a value that reaches b (tl.rand can return exactly 1.0,
+        # and rounding to fp16/bf16 carries U > 1 - 2**-9 up to 1.0) becomes a, as torch does.
+        high = cast_to(tl.zeros_like(value) + b, out_ptr.dtype.element_ty)
+        low = cast_to(tl.zeros_like(value) + a, out_ptr.dtype.element_ty)
+        out = tl.where(out.to(tl.float32) >= high.to(tl.float32), low, out)
     out_off = strided_offsets(linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5)
-    tl.store(out_ptr + out_off, cast_to(value, out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + out_off, out, mask=mask)
 
 
 # Dropout: keep_i = (U_i >= p), so P(keep) = 1 - p; y = x * keep / (1 - p).
@@ -140,6 +147,9 @@ def _fill(op: str, out: torch.Tensor, a: float, b: float, rng_state: torch.Tenso
 
 def uniform_(out: torch.Tensor, low: float, high: float, rng_state: torch.Tensor) -> torch.Tensor:
     """Fill ``out`` (any non-overlapping view) with U[low, high) in place; advances the state."""
+    if not low <= high:  # also catches NaN bounds
+        raise OutOfRangeError(f"uniform_: expects to return a [from, to) range, but found "
+                              f"from={low} > to={high}")
     return _fill("uniform_", out, low, high, rng_state, False)
 
 

@@ -32,7 +32,7 @@ MIN_ITERS_PER_SPLIT = 4  # split columns only while each program still loops thi
 
 @triton.jit
 def sum_kernel(
-    out_ptr, x_ptr, divisor: "fp64",
+    out_ptr, x_ptr, divisor: tl.float64,
     n_rows, n_cols, cols_per_split,
     stride_xr, stride_xc, stride_or, stride_os,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,

@@ -25,6 +25,26 @@ from triton.compiler import ASTSource  # noqa: E402
 import tritongrad.kernels as kernel_pkg  # noqa: E402
 
 
+FLOAT_SCALARS = {"fp16", "bf16", "fp32", "fp64"}
+
+
+def _mistyped_float_args(fn, signature: dict) -> str:
+    """Float scalar arguments whose spec type differs from the type a real launch gives the
+    Python float passed to them: the annotation as triton reads it, else fp32. (A string
+    annotation "fp64" under `from __future__ import annotations` reads as "'fp64'" and is
+    ignored, so the spec compiled fp64 while every launch ran fp32.)"""
+    problems = []
+    for param in fn.params:
+        spec_type = signature.get(param.name)
+        if param.is_constexpr or spec_type not in FLOAT_SCALARS:
+            continue
+        launched = param.annotation_type or "fp32"
+        if launched != spec_type:
+            problems.append(f"{param.name}: the spec says {spec_type} but a launch types a "
+                            f"Python float {launched} (annotate it tl.float64 for fp64)")
+    return "; ".join(problems)
+
+
 def main(out_dir: str) -> int:
     os.makedirs(out_dir, exist_ok=True)
     target = GPUTarget("cuda", 90, 32)
@@ -41,6 +61,9 @@ def main(out_dir: str) -> int:
             name = f"{info.name}.{fn.__name__}"
             label = f"{name}[{spec.label}]" if spec.label else name
             covered.add(fn)
+            mistyped = _mistyped_float_args(fn, spec.signature)
+            if mistyped:
+                report["errors"].append({"label": label, "error": mistyped})
             try:
                 compiled = triton.compile(ASTSource(fn, spec.signature, spec.constexprs), target=target)
                 ptx_file = os.path.join(out_dir, label.replace("/", "_") + ".ptx")

@@ -82,6 +82,21 @@ def test_online_softmax_over_column_blocks(monkeypatch, dtype, label_smoothing):
         check(logits, target, reduction, label_smoothing=label_smoothing)
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_online_softmax_all_inf_first_block_then_very_negative_logits(monkeypatch,
+                                                                       label_smoothing):
+    # The rescale factor exp(old_shift - shift) must not be exp(0 - shift) while the running
+    # max is still -inf: for logits below -88 that overflows to inf, and 0 * inf gave NaN.
+    monkeypatch.setattr(ce, "MAX_BLOCK_C", 16)  # C = 40 takes 3 blocks
+    logits = torch.full((3, 40), -INF)
+    logits[:, 16:] = torch.randn(3, 24) - 100.0
+    logits[2, 32:] = torch.randn(8) - 300.0  # only the last block is finite
+    logits[2, 16:32] = -INF
+    target = torch.tensor([20, 39, 35])
+    for reduction in REDUCTIONS:
+        check(logits, target, reduction, label_smoothing=label_smoothing)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_vocabulary_32768(dtype):
     logits = (2 * torch.randn(2, 32768)).to(dtype)

@@ -102,6 +102,15 @@ def test_a_relu_mask_prologue(M, N, K, dtype):
     assert_close(matmul(a, b, a_relu_mask=mask), masked(a, mask) @ b, dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES + [torch.float64], ids=str)
+def test_a_relu_mask_with_negative_values(dtype):
+    # The launcher's contract is [mask > 0] for any mask, not only relu outputs: a negative
+    # bf16 gate compared without upcasting read as positive under the interpreter.
+    a, b = randn(33, 7, dtype=dtype), randn(7, 5, dtype=dtype)
+    mask = randn(33, 7, dtype=dtype)  # about half negative
+    assert_close(matmul(a, b, a_relu_mask=mask), masked(a, mask) @ b, dtype=dtype)
+
+
 def test_a_relu_mask_is_threshold_backward():
     """NaN in A where the mask is 0 is dropped (not NaN * 0); a NaN mask keeps A."""
     a, b = randn(7, 33), randn(33, 5)

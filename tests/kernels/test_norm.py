@@ -158,6 +158,18 @@ def test_clip_grad_norm_checks():
         norm_kernels.clip_grad_norm_([torch.randn(4, dtype=torch.float64, device=DEVICE)], 1.0)
 
 
+def test_clip_grad_norm_rejects_the_same_gradient_twice():
+    # Each chunk is scaled in place by the program that owns it: a tensor listed twice would
+    # be scaled by two programs at once (a race on a GPU), so it is refused before any launch.
+    grad = torch.full((10,), 3.0, device=DEVICE)
+    other = torch.ones(4, device=DEVICE)
+    with pytest.raises(LayoutError, match=r"tensors\[0\] and tensors\[2\]"):
+        norm_kernels.clip_grad_norm_([grad, other, grad], 1.0)
+    assert bool((grad == 3.0).all())
+    empty = torch.empty(0, device=DEVICE)
+    norm_kernels.clip_grad_norm_([empty, empty, other], 1.0)  # empty tensors hold nothing
+
+
 def test_total_norm_one_launch_pair():
     grads = mixed_grads(5)
     with LaunchCounter() as counter:

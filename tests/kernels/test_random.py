@@ -118,3 +118,21 @@ def test_checks():
         rng.normal_(torch.ones(1, 3, device=DEVICE).expand(4, 3), 0.0, 1.0, state())
     with pytest.raises(OutOfRangeError, match="std"):
         rng.normal_(torch.ones(3, device=DEVICE), 0.0, -1.0, state())
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_uniform_never_returns_high(dtype):
+    # torch.rand is [0, 1): tl.rand can return exactly 1.0, and rounding to bf16 (fp16)
+    # carries about 0.2% (0.03%) of draws up to 1.0; those become `low`, as in torch.
+    out = torch.empty(100_000, device=DEVICE, dtype=dtype)
+    rng.uniform_(out, 0.0, 1.0, state(0))
+    assert float(out.max()) < 1.0
+    assert float(out.min()) >= 0.0
+    out = torch.empty(1000, device=DEVICE, dtype=dtype)
+    rng.uniform_(out, 3.0, 3.0, state(0))  # an empty range gives `low`, as torch
+    assert bool((out == 3.0).all())
+
+
+def test_uniform_rejects_reversed_range():
+    with pytest.raises(OutOfRangeError, match="from=2.0 > to=1.0"):
+        rng.uniform_(torch.ones(3, device=DEVICE), 2.0, 1.0, state())
