@@ -285,3 +285,155 @@ def test_saved_tensors_and_graph_are_freed_after_backward():
     gc.collect()
     assert node() is None
     assert saved() is None
+
+
+# --- review: ownership of leaf gradients, autograd.grad, grad modes ---------------------
+
+
+def test_leaf_grad_never_aliases_a_tensor_that_backward_returned_as_is():
+    coef = tg.tensor([1.0, 2.0, 3.0])
+
+    class ReturnsUserTensor(Function):  # d(out)/dx given as a tensor the user still holds
+        @staticmethod
+        def forward(ctx, x):
+            return x * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return coef
+
+    class ReturnsSavedTensor(Function):  # returns what it saved (an input) as the gradient
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(w)
+            return x * w
+
+        @staticmethod
+        def backward(ctx, grad):
+            (w,) = ctx.saved_tensors
+            return w, None
+
+    x = leaf([1.0, 1.0, 1.0])
+    for _ in range(2):  # the second backward accumulates into x.grad in place
+        ReturnsUserTensor.apply(x).backward(tg.ones(3))
+    assert coef.tolist() == [1.0, 2.0, 3.0]
+    assert_close(x.grad, torch.tensor([2.0, 4.0, 6.0]))
+    x.grad.mul_(0.0)  # an optimizer-style in-place update of .grad
+    assert coef.tolist() == [1.0, 2.0, 3.0]
+
+    w = tg.tensor([5.0, 6.0])
+    x = leaf([1.0, 1.0])
+    ReturnsSavedTensor.apply(x, w).sum().backward()
+    x.grad.zero_()
+    assert w.tolist() == [5.0, 6.0]
+
+
+def test_leaf_hook_that_keeps_its_gradient_does_not_share_it_with_grad():
+    x = leaf([1.0, 2.0])
+    kept = []
+    x.register_hook(kept.append)
+    (x * 3.0).sum().backward()
+    x.grad.zero_()
+    assert kept[0].tolist() == [3.0, 3.0]
+
+
+def _grads_of(lib, inputs_of, with_hooks):
+    x = lib.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 3.0
+    if with_hooks:
+        x.register_hook(lambda g: g * 5.0)
+        y.register_hook(lambda g: g * 7.0)
+    z = (y * y).sum()
+    inputs = inputs_of(x, y)
+    return [g.tolist() for g in lib.autograd.grad(z, inputs)]
+
+
+@pytest.mark.parametrize("with_hooks", [False, True])
+@pytest.mark.parametrize("inputs_of", [lambda x, y: [y, x, y], lambda x, y: [x, x],
+                                       lambda x, y: [y], lambda x, y: [x]])
+def test_autograd_grad_repeated_inputs_and_hooks_match_torch(inputs_of, with_hooks):
+    # an input listed twice gets its gradient twice; a leaf's hooks apply to what is
+    # returned for it; a non-leaf's hooks apply unless its node runs anyway (torch's order)
+    assert _grads_of(tg, inputs_of, with_hooks) == _grads_of(torch, inputs_of, with_hooks)
+
+
+def test_autograd_grad_fires_no_hook_of_a_tensor_it_does_not_need():
+    calls = []
+    x, y = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    x.register_hook(lambda g: calls.append("x"))
+    h = x * 1.0
+    h.register_hook(lambda g: calls.append("h"))
+    (grad_y,) = tg.autograd.grad((h * y).sum(), [y])
+    assert grad_y.tolist() == [1.0, 2.0] and calls == []  # as in torch
+
+
+def test_backward_gradient_takes_the_output_dtype():
+    x = leaf([1.0, 2.0])
+    (x * x).backward(tg.ones(2, dtype=tg.float64))
+    assert x.grad.dtype == torch.float32
+    assert_close(x.grad, torch.tensor([2.0, 4.0]))
+    y = leaf([1.0, 2.0])
+    y.backward(tg.ones(2, dtype=tg.float16))  # a leaf's .grad keeps the leaf's dtype
+    assert y.grad.dtype == torch.float32
+
+
+def test_mark_non_differentiable_on_an_output_that_is_an_input():
+    class PassIndex(Function):
+        @staticmethod
+        def forward(ctx, x, index):
+            ctx.mark_non_differentiable(index)
+            return x * 2.0, index
+
+        @staticmethod
+        def backward(ctx, grad, grad_index):
+            return grad * 2.0, None
+
+    x = leaf([1.0, 2.0])
+    index = leaf([0.0, 1.0])
+    out, same_index = PassIndex.apply(x, index)
+    assert not same_index.requires_grad and same_index.grad_fn is None
+    assert out.requires_grad
+
+
+def test_function_apply_refuses_a_keyword_tensor_that_requires_grad():
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, x, scale=None):
+            return x * scale
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(RuntimeError, match="keyword argument 'scale'.*positionally"):
+        Scale.apply(tg.tensor([1.0]), scale=leaf([2.0]))
+    assert Scale.apply(leaf([1.0]), scale=tg.tensor([2.0])).tolist() == [2.0]
+
+
+def test_set_grad_enabled_as_a_call_and_bare_decorators():
+    x = leaf([1.0])
+    try:
+        tg.set_grad_enabled(False)  # a plain call switches recording off, as in torch
+        assert not tg.is_grad_enabled() and not (x * 2.0).requires_grad
+    finally:
+        tg.set_grad_enabled(True)
+    assert tg.is_grad_enabled()
+
+    @tg.no_grad
+    def without():
+        return tg.is_grad_enabled()
+
+    @tg.set_grad_enabled(False)
+    def disabled():
+        return tg.is_grad_enabled()
+
+    assert tg.is_grad_enabled()  # decorating does not change the mode
+    assert without() is False and disabled() is False and tg.is_grad_enabled()
+    with tg.set_grad_enabled(False):
+        assert not tg.is_grad_enabled()
+    assert tg.is_grad_enabled()
+
+
+def test_retain_grad_on_a_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="retain_grad on Tensor that has requires_grad=False"):
+        tg.tensor([1.0]).retain_grad()

@@ -123,3 +123,63 @@ def test_clone_contiguous_and_cast_run_on_our_kernel():
     finally:
         _launch.remove_launch_observer(counter)
     assert counter.names[-3:] == ["copy_kernel"] * 3
+
+
+# --- review: indexing, reductions of 0-d / empty dims, view argument checks --------------
+
+
+def _grad_of(lib, fn, values):
+    x = lib.tensor(values, requires_grad=True)
+    y = fn(x)
+    y.backward(lib.ones(tuple(y.shape)))
+    return tuple(y.shape), x.grad.tolist()
+
+
+@pytest.mark.parametrize("index", [np.array([0, 2]), range(2), (slice(None), np.array([0, 1])),
+                                   np.array([True, False, True]), False])
+def test_advanced_indices_are_refused_not_silently_copied(index):
+    # torch reads these as advanced indexing, which copies: getitem's backward would
+    # scatter into that copy (a zero gradient) and __setitem__ would write nowhere
+    x = tg.tensor(np.ones((3, 4), dtype=np.float32), requires_grad=True)
+    with pytest.raises(TypeError, match="basic indexing only"):
+        x[index]
+    target = tg.zeros(3, 4)
+    with pytest.raises(TypeError, match="basic indexing only"):
+        target[index] = 1.0
+
+
+@pytest.mark.parametrize("index", [True, (1, True), (np.int64(2), None, slice(1, 3))])
+def test_bool_true_and_numpy_int_indices_match_torch(index):
+    values = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    fn = lambda t: t[index] * 2.0  # noqa: E731
+    assert _grad_of(tg, fn, values) == _grad_of(torch, fn, values)
+
+
+@pytest.mark.parametrize("fn", [lambda t: t[1, 2].sum(0), lambda t: t[1, 2].mean(-1, keepdim=True),
+                                lambda t: t.mean(()), lambda t: t.sum((), keepdim=True),
+                                lambda t: t.mean((), keepdim=True) * t])
+def test_reductions_of_0d_tensors_and_empty_dims_match_torch(fn):
+    values = np.arange(12.0, dtype=np.float32).reshape(3, 4)
+    ours, ref = _grad_of(tg, fn, values), _grad_of(torch, fn, values)
+    assert ours[0] == ref[0]
+    assert np.allclose(ours[1], ref[1], rtol=1e-5, atol=1e-5)
+
+
+def test_reduction_over_a_repeated_dim_is_an_error():
+    with pytest.raises(ValueError, match="dim 0 appears multiple times"):
+        tg.zeros(2, 3).sum((0, -2))
+
+
+def test_view_dim_arguments_are_checked_as_torch_checks_them():
+    x = tg.zeros(2, 3, 4)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.squeeze(5)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        x.flatten(0, 5)
+    with pytest.raises(ValueError, match="start_dim .* cannot come after end_dim"):
+        x.flatten(2, 1)
+    with pytest.raises(ValueError, match="-1 is not allowed in a leading"):
+        tg.zeros(3).expand(-1, 3)
+    assert tuple(tg.zeros(3, 1).expand(2, -1, 5).shape) == (2, 3, 5)
+    assert tuple(tg.tensor(1.0).squeeze(0).shape) == ()
+    assert tuple(tg.tensor(1.0).flatten().shape) == (1,)

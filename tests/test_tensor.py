@@ -136,3 +136,129 @@ def test_device_override_to_cuda_without_gpu_is_a_clear_error():
 def test_device_is_reported():
     assert tg.device().type in ("cpu", "cuda")
     assert tg.is_interpreter() == (tg.device().type == "cpu")
+
+
+# --- review: in-place semantics, creation precision, torch's argument forms --------------
+
+
+def test_augmented_assignment_is_in_place_as_in_torch():
+    p = tg.tensor([1.0, 2.0], requires_grad=True)
+    (p * p).sum().backward()
+    alias = p.detach()
+    with tg.no_grad():
+        for q in [p]:  # the manual SGD loop: must update the parameter itself
+            q -= 0.5 * q.grad
+    assert p.tolist() == [0.0, 0.0] and alias.tolist() == [0.0, 0.0] and p.is_leaf
+    z = tg.ones(2)
+    view = z[:]
+    z *= 3.0
+    z += tg.tensor([1.0, 2.0])
+    z /= 2.0
+    assert view.tolist() == [2.0, 2.5]
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        p += 1.0
+    # where torch records the op in the graph, the values and gradients still match torch
+    x, tx = tg.tensor([1.0, 2.0], requires_grad=True), torch.tensor([1.0, 2.0], requires_grad=True)
+    y, ty = x * 2.0, tx * 2.0
+    y += x
+    ty += tx
+    y *= x
+    ty *= tx
+    y.sum().backward()
+    ty.sum().backward()
+    assert_close(y, ty)
+    assert_close(x.grad, tx.grad)
+    h = tg.zeros(2, dtype=tg.float16)
+    h += x  # torch keeps h's dtype
+    assert h.dtype == torch.float16 and h.requires_grad
+
+
+def test_inplace_write_from_a_tensor_requiring_grad_is_refused():
+    # torch would propagate the gradient through these writes; tritongrad's in-place ops
+    # record no graph, so silently dropping it is not an option
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    target = tg.zeros(2)
+    for write in (lambda: target.copy_(x), lambda: target.__setitem__(0, x[1]),
+                  lambda: target.add_(x), lambda: target.mul_(x)):
+        with pytest.raises(RuntimeError, match="would lose its gradient"):
+            write()
+    assert target.tolist() == [0.0, 0.0]
+    with tg.no_grad():
+        target.copy_(x)
+    target[1] = x[0].detach()
+    assert target.tolist() == [1.0, 1.0]
+
+
+def test_copy_with_partial_overlap_is_refused_as_in_torch():
+    t = tg.arange(3000, dtype=tg.float32)
+    with pytest.raises(ValueError, match="refer to a single memory location"):
+        t[1:].copy_(t[:-1])  # racing blocks would read values already overwritten
+    with pytest.raises(ValueError, match="refer to a single memory location"):
+        t[1:] = t[:-1]
+    square = tg.tensor(np.arange(9.0, dtype=np.float32).reshape(3, 3))
+    with pytest.raises(ValueError, match="refer to a single memory location"):
+        square.copy_(square.T)
+    assert t.tolist() == list(range(3000))
+    # disjoint halves, strided columns and a copy onto itself are fine, as in torch
+    t[:1500] = t[1500:]
+    square[:, 0] = square[:, 1]
+    square.copy_(square)
+    expected = torch.arange(3000.0)
+    expected[:1500] = expected[1500:].clone()
+    assert_close(t, expected)
+    assert square.tolist() == [[1.0, 1.0, 2.0], [4.0, 4.0, 5.0], [7.0, 7.0, 8.0]]
+
+
+def test_tensor_from_python_numbers_with_a_dtype_rounds_once_as_torch():
+    values = [0.1, 1 / 3, 1e-8, 65519.9, 3.0000001, -2.5e-3]
+    for dtype in (tg.float64, tg.float32, tg.float16, tg.bfloat16):
+        ours, ref = tg.tensor(values, dtype=dtype).torch(), torch.tensor(values, dtype=dtype)
+        assert torch.equal(ours, ref)
+    assert tg.tensor([2**40 + 1], dtype=tg.float64).item() == 2**40 + 1
+    assert tg.tensor([0.1, 0.2], dtype=tg.float64).sum().item() == torch.tensor(
+        [0.1, 0.2], dtype=torch.float64).sum().item()
+
+
+def test_to_accepts_torch_argument_forms():
+    x = tg.tensor([1.0, 2.0])
+    assert x.to(torch.float16, non_blocking=True).dtype == torch.float16
+    assert x.to("cpu" if tg.device().type == "cpu" else "cuda", non_blocking=True) is x
+    copied = x.to(torch.float32, copy=True)
+    assert copied is not x and copied.torch().data_ptr() != x.torch().data_ptr()
+    assert x.to(torch.tensor([1], dtype=torch.int64)).dtype == torch.int64
+    with pytest.raises(RuntimeError, match="cannot move a tensor to meta"):
+        x.to("meta")
+
+
+def test_repr_iteration_and_truth_of_empty_and_0d_tensors():
+    assert repr(tg.zeros(0, 3)) == "tensor([], size=(0, 3))"
+    assert repr(tg.zeros(0)) == "tensor([])"
+    assert repr(tg.tensor(3.5)) == "tensor(3.5)"
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(tg.tensor(1.0))
+    assert [t.item() for t in tg.tensor([1.0, 2.0])] == [1.0, 2.0]
+    with pytest.raises(RuntimeError, match="no values is ambiguous"):
+        bool(tg.zeros(0))
+
+
+def test_full_and_arange_follow_torch():
+    assert tg.full((2,), True).dtype == torch.bool and tg.full((2,), True).tolist() == [True, True]
+    assert tg.full((2,), 3).dtype == torch.int64
+    with pytest.raises(ValueError, match="inconsistent with step sign"):
+        tg.arange(1, 0)
+    assert tg.arange(5, 0, -2).tolist() == [5, 3, 1]
+
+
+def test_add_and_sub_with_alpha():
+    a = tg.tensor([1.0, 2.0], requires_grad=True)
+    b = tg.tensor([3.0, 4.0], requires_grad=True)
+    ta = torch.tensor([1.0, 2.0], requires_grad=True)
+    tb = torch.tensor([3.0, 4.0], requires_grad=True)
+    ones = torch.tensor([1.0, 1.0])
+    out = a.add(b, alpha=2.0) + a.sub(b, alpha=0.5) + a.add(ones, alpha=3.0)
+    ref = ta.add(tb, alpha=2.0) + ta.sub(tb, alpha=0.5) + ta.add(ones, alpha=3.0)
+    out.sum().backward()
+    ref.sum().backward()
+    assert_close(out, ref)
+    assert_close(a.grad, ta.grad)
+    assert_close(b.grad, tb.grad)

@@ -45,8 +45,9 @@ def tensor(data, dtype: torch.dtype | None = None, requires_grad: bool = False) 
         array = np.asarray(data)
         if array.dtype == object:
             raise TypeError(f"tg.tensor: cannot build a tensor from {type(data).__name__} data")
-        if not isinstance(data, np.ndarray):
-            # Python numbers follow torch's defaults, not numpy's
+        if not isinstance(data, np.ndarray) and dtype is None:
+            # Python numbers follow torch's defaults, not numpy's. With a dtype given, the
+            # values go to it in one rounding (a float64 request keeps every digit).
             if array.dtype.kind == "f":
                 array = array.astype(np.float32)
             elif array.dtype.kind in "iu":
@@ -80,8 +81,13 @@ def zeros(*size, dtype: torch.dtype = torch.float32, requires_grad: bool = False
 
 def full(size, fill_value: float, dtype: torch.dtype | None = None,
          requires_grad: bool = False) -> Tensor:
-    if dtype is None:
-        dtype = torch.int64 if isinstance(fill_value, numbers.Integral) else torch.float32
+    if dtype is None:  # torch's defaults: bool for a bool, int64 for an int, else float32
+        if isinstance(fill_value, bool):
+            dtype = torch.bool
+        elif isinstance(fill_value, numbers.Integral):
+            dtype = torch.int64
+        else:
+            dtype = torch.float32
     data = copy_kernels.full(tuple(size), fill_value, dtype, DEVICE)
     return Tensor(data, requires_grad)
 
@@ -101,6 +107,9 @@ def ones_like(t: Tensor, dtype: torch.dtype | None = None) -> Tensor:
 def arange(start, end=None, step=1, dtype: torch.dtype | None = None) -> Tensor:
     if end is None:
         start, end = 0, start
+    if step != 0 and (end - start) * step < 0:
+        raise ValueError(f"arange: upper bound and lower bound inconsistent with step sign "
+                         f"(start={start}, end={end}, step={step})")
     if dtype is None:
         is_int = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = torch.int64 if is_int else torch.float32

@@ -8,6 +8,8 @@ writes bump it explicitly through ``_bump_version``.
 
 from __future__ import annotations
 
+import itertools
+import numbers
 import weakref
 from typing import Any, Callable
 
@@ -16,7 +18,13 @@ import torch
 from ._device import DEVICE, check_device
 from .autograd.function import AccumulateGrad, AutogradError
 from .autograd.grad_mode import is_grad_enabled
-from .kernels._checks import DTypeError, DeviceError
+from .kernels._checks import DeviceError, DTypeError
+
+
+# Every Tensor object gets a birth number. The engine uses it to tell a gradient a
+# backward created (which a leaf may keep as its .grad without a copy) from a Tensor
+# that already existed when that backward ran (a user's, a ctx attribute): see engine.py.
+_births = itertools.count(1)
 
 
 class _HookHandle:
@@ -38,6 +46,7 @@ class Tensor:
             raise TypeError(f"Tensor wraps a torch.Tensor; use tg.tensor(...) for {type(data).__name__}")
         check_device(data, "the torch tensor given to Tensor()")
         self._data = data
+        self._birth = next(_births)
         self._grad_fn = None
         self._output_nr = 0
         self._requires_grad = False
@@ -52,6 +61,7 @@ class Tensor:
         """A graph-less Tensor over ``data`` (no copy)."""
         t = cls.__new__(cls)
         t._data = data
+        t._birth = next(_births)
         t._grad_fn = None
         t._output_nr = 0
         t._requires_grad = False
@@ -102,6 +112,13 @@ class Tensor:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.shape[0]
+
+    def __iter__(self):
+        # without this, Python would iterate through __getitem__ until IndexError,
+        # which makes a 0-d tensor silently look empty
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
 
     @property
     def _version(self) -> int:
@@ -159,6 +176,8 @@ class Tensor:
         return accumulator, 0
 
     def retain_grad(self) -> None:
+        if not self.requires_grad:
+            raise AutogradError("can't retain_grad on Tensor that has requires_grad=False")
         if self._grad_fn is None:
             return  # leaves keep their grad anyway
         self._grad_fn.retained[self._output_nr] = weakref.ref(self)
@@ -219,7 +238,9 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.numel() != 1:
-            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+            which = "no values" if self.numel() == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {which} is ambiguous "
+                               f"(shape {list(self.shape)})")
         return bool(self.item())
 
     def __repr__(self) -> str:
@@ -233,6 +254,8 @@ class Tensor:
         body = np.array2string(values.detach().cpu().numpy(), separator=", ", precision=4,
                                prefix="tensor(")
         extras = []
+        if self.numel() == 0 and tuple(self.shape) != (0,):
+            extras.append(f"size={tuple(self.shape)}")
         if self.dtype not in (torch.float32, torch.int64, torch.bool):
             extras.append(f"dtype={self.dtype}")
         if self._data.device.type != "cpu":
@@ -251,10 +274,14 @@ class Tensor:
         return self if self.is_contiguous() else _copy_ops.clone(self)
 
     def to(self, *args, **kwargs) -> "Tensor":
-        """``.to(dtype)``, ``.to(device)`` or ``.to(device, dtype)``; the device must
-        be the one tritongrad computes on (anything else is a clear error)."""
+        """``.to(dtype)``, ``.to(device)``, ``.to(device, dtype)`` or ``.to(other)``, with
+        torch's ``non_blocking`` (accepted, nothing to wait for) and ``copy`` (a new
+        tensor even when nothing changes); the device must be the one tritongrad
+        computes on (anything else is a clear error)."""
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        copy = bool(kwargs.pop("copy", False))
         if kwargs:
             raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
         for arg in args:
@@ -262,14 +289,18 @@ class Tensor:
                 dtype = arg
             elif isinstance(arg, (str, torch.device)):
                 device = arg
-            elif isinstance(arg, Tensor):
+            elif isinstance(arg, (Tensor, torch.Tensor)):
                 dtype, device = arg.dtype, arg.device
+            elif isinstance(arg, bool):  # .to(dtype, non_blocking, copy) positionally
+                raise TypeError("to(): pass non_blocking= and copy= by keyword")
+            elif isinstance(arg, int):  # a CUDA device index, as torch reads it
+                device = torch.device("cuda", arg)
             else:
                 raise TypeError(f"to() got an unexpected argument {arg!r}")
         if device is not None:
             _check_target_device(device)
         if dtype is None or dtype == self.dtype:
-            return self
+            return self.clone() if copy else self
         return _copy_ops.cast(self, dtype)
 
     def float(self) -> "Tensor":
@@ -294,7 +325,19 @@ class Tensor:
         return self.to("cpu")
 
     # --- in-place ------------------------------------------------------------------
-    def _check_inplace(self) -> None:
+    def _check_inplace(self, source: Any = None) -> None:
+        """Refuse an in-place write that autograd would get wrong: into a leaf that
+        requires grad or a tensor in a graph, or from a ``source`` that requires grad
+        (tritongrad's in-place ops record no graph, so its gradient would silently be
+        lost where torch would propagate it)."""
+        if (is_grad_enabled() and not self.requires_grad and isinstance(source, Tensor)
+                and source.requires_grad):
+            raise AutogradError(
+                "in-place operations are not differentiable in tritongrad: writing a tensor "
+                f"that requires grad (shape {list(source.shape)}) into one that does not "
+                f"(shape {list(self.shape)}) would lose its gradient; use the out-of-place "
+                "op (e.g. x = x + y), or detach() the source / run under tg.no_grad()"
+            )
         if is_grad_enabled() and self.requires_grad:
             if self.is_leaf:
                 raise AutogradError(
@@ -319,8 +362,9 @@ class Tensor:
     def copy_(self, src: "Tensor") -> "Tensor":
         from .kernels.copy import copy_into
 
-        self._check_inplace()
-        copy_into(self._data, _as_tensor(src, self)._data)
+        src = _as_tensor(src, self)
+        self._check_inplace(src)
+        copy_into(self._data, src._data)
         self._bump_version()
         return self
 
@@ -337,17 +381,43 @@ class Tensor:
         return _elementwise.inplace(self, "div", other)
 
     def __setitem__(self, index, value) -> None:
-        from .kernels.copy import copy_into
+        from .kernels.copy import copy_into, fill_
 
-        self._check_inplace()
+        self._check_inplace(value)
         view = self._data[_views.normalize_index(index)]
-        if isinstance(value, Tensor):
-            copy_into(view, value._data)
-        else:
-            from .kernels.copy import fill_
-
+        if isinstance(value, (bool, int, float)):
             fill_(view, float(value))
+        else:
+            copy_into(view, _as_tensor(value, self)._data)
         self._bump_version()
+
+    # Augmented assignment is in place, as in torch (``p -= lr * p.grad`` under no_grad
+    # updates p, and every alias of it). Where torch would record the in-place op in the
+    # graph (self is part of one, or other requires grad), tritongrad computes out of
+    # place instead: the same values and gradients, bound to the name.
+    def _augmented(self, op: str, other) -> "Tensor":
+        if is_grad_enabled() and not (self.is_leaf and self.requires_grad) and (
+                self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            result = getattr(_elementwise, op)(self, other)
+            if tuple(result.shape) != tuple(self.shape):
+                from .kernels._checks import ShapeError
+
+                raise ShapeError(f"{op}: output with shape {list(self.shape)} doesn't match "
+                                 f"the broadcast shape {list(result.shape)}")
+            return result if result.dtype == self.dtype else result.to(self.dtype)
+        return getattr(self, op + "_")(other)
+
+    def __iadd__(self, other):
+        return self._augmented("add", other)
+
+    def __isub__(self, other):
+        return self._augmented("sub", other)
+
+    def __imul__(self, other):
+        return self._augmented("mul", other)
+
+    def __itruediv__(self, other):
+        return self._augmented("div", other)
 
     # --- arithmetic (differentiable) -----------------------------------------------------
     def __add__(self, other):
@@ -394,10 +464,10 @@ class Tensor:
         return matmul(_as_tensor(other, self), self)
 
     def add(self, other, alpha: float = 1.0):
-        return _elementwise.add(self, other * alpha if alpha != 1.0 else other)
+        return _elementwise.add(self, _scaled(other, alpha, self))
 
-    def sub(self, other):
-        return _elementwise.sub(self, other)
+    def sub(self, other, alpha: float = 1.0):
+        return _elementwise.sub(self, _scaled(other, alpha, self))
 
     def mul(self, other):
         return _elementwise.mul(self, other)
@@ -489,6 +559,16 @@ def _check_target_device(device) -> None:
             f"tritongrad computes on {DEVICE.type}; cannot move a tensor to {target}. "
             "tritongrad uses one device per process (set TRITONGRAD_DEVICE before importing)."
         )
+
+
+def _scaled(other, alpha: float, like: Tensor):
+    """``alpha * other`` for add/sub(other, alpha): a Python product for numbers, our
+    mul kernel (never torch's) for tensors."""
+    if alpha == 1.0:
+        return other
+    if isinstance(other, numbers.Number):
+        return other * alpha
+    return _as_tensor(other, like) * alpha
 
 
 def _as_tensor(value, like: Tensor) -> Tensor:

@@ -49,6 +49,10 @@ def _root_grads(outputs: list, grad_outputs: list) -> list:
                     f"output[{i}] has a shape of {list(out.shape)}."
                 )
             owned = False
+            if grad.dtype != out.dtype:  # as torch: the gradient takes the output's dtype
+                from ..kernels.copy import copy
+
+                grad, owned = Tensor._wrap(copy(grad._data, out.dtype)), True
         node, index = out._gradient_edge()
         roots.append((node, index, grad, owned))
     return roots
@@ -70,7 +74,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     for i, t in enumerate(inputs_list):
         if not t.requires_grad:
             raise AutogradError(f"One of the differentiated Tensors (input {i}) does not require grad")
-        capture[t._gradient_edge()] = i
+        capture.setdefault(t._gradient_edge(), []).append(i)
     roots = _root_grads(outputs, _as_list(grad_outputs))
     captured = execute(roots, retain_graph=bool(retain_graph), capture=capture)
     result = []

@@ -11,10 +11,14 @@
 
 Gradient ownership: a leaf may keep a gradient tensor as its ``.grad`` without a
 copy only when nothing else can see that storage (later in-place updates of
-``.grad``, by an optimizer or ``clip_grad_norm_``, must not leak elsewhere). A
-gradient is *owned* when it is fresh: not the user's ``gradient`` argument and
-not sharing storage with a gradient that flowed into the node that made it
-(pass-through ops such as add return their incoming gradient as-is).
+``.grad``, by an optimizer, ``clip_grad_norm_`` or the next backward's
+accumulation, must not leak elsewhere). A gradient is *owned* when it is fresh:
+not the user's ``gradient`` argument, a Tensor object created while its node's
+backward ran (not one that already existed: a user's tensor or a ctx attribute
+returned as-is; torch's AccumulateGrad makes the same check with a use count),
+and not sharing storage with a gradient that flowed into the node (pass-through
+ops such as add return their incoming gradient as-is) or with a tensor the node
+saved.
 """
 
 from __future__ import annotations
@@ -167,9 +171,12 @@ def _run_node(node: Node, grads: list) -> tuple:
 def _deliver_leaf(node: AccumulateGrad, grad, owned: bool) -> None:
     variable = node.variable
     for hook in variable._hooks:
+        # a hook may keep the gradient it was given (torch sees that reference and
+        # copies): a hooked leaf's .grad is never the hook's argument itself
+        owned = False
         new = hook(grad)
         if new is not None:
-            grad, owned = new, False
+            grad = new
     if variable.grad is None:
         variable.grad = grad.detach() if owned else _clone(grad)
     else:
@@ -177,6 +184,17 @@ def _deliver_leaf(node: AccumulateGrad, grad, owned: bool) -> None:
 
         binary("add", variable.grad._data, grad._data, out=variable.grad._data)
         variable.grad._bump_version()
+
+
+def _leaf_hooks(node: AccumulateGrad, buffer: _Buffer) -> None:
+    """A leaf's hooks, for ``autograd.grad``: as in torch, the gradient captured for a
+    leaf input is the one its hooks return (``backward`` runs them in ``_deliver_leaf``)."""
+    if buffer.grads[0] is None:
+        return
+    for hook in node.variable._hooks:
+        new = hook(buffer.grads[0])
+        if new is not None:
+            buffer.grads[0], buffer.owned[0] = new, False
 
 
 def _pre_hooks(node: Node, buffer: _Buffer) -> None:
@@ -202,8 +220,11 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
     """Run backward from ``roots`` = [(node, output_nr, grad, owned)].
 
     Without ``capture`` gradients accumulate into leaves (``backward``). With
-    ``capture`` = {(node, output_nr): key}, the gradient arriving there is
-    returned under ``key`` and no ``.grad`` is touched (``autograd.grad``)."""
+    ``capture`` = {(node, output_nr): [key, ...]}, the gradient arriving there is
+    returned under each key (an input may be listed twice) and no ``.grad`` is
+    touched (``autograd.grad``)."""
+    from ..tensor import _births
+
     root_nodes = [r[0] for r in roots]
     dependencies = _collect(root_nodes)
     buffers: dict = {}
@@ -224,19 +245,33 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
         while ready:
             _, _, node = heapq.heappop(ready)
             buffer = buffers.pop(node, None) or _Buffer(max(node.num_outputs, 1))
-            _pre_hooks(node, buffer)
-            if capture is not None:
-                for (target, index), key in capture.items():
-                    if target is node and index < len(buffer.grads):
-                        captured[key] = buffer.grads[index]
             runs = needed is None or node in needed
+            if capture is not None and node in targets:
+                # torch's order for autograd.grad: a captured node that will not run (a
+                # leaf, or an input whose graph above is not needed) has its tensor hooks
+                # run first; one that will run has its gradient captured before them
+                # (they then apply to what the node receives).
+                if not runs:
+                    if isinstance(node, AccumulateGrad):
+                        _leaf_hooks(node, buffer)
+                    else:
+                        _pre_hooks(node, buffer)
+                for (target, index), keys in capture.items():
+                    if target is node and index < len(buffer.grads):
+                        for key in keys:
+                            captured[key] = buffer.grads[index]
+            if runs:  # hooks of nodes that neither run nor are captured never fire
+                _pre_hooks(node, buffer)
             if isinstance(node, AccumulateGrad):
                 if capture is None and buffer.grads[0] is not None:
                     pending_leaves.append((node, buffer.grads[0], buffer.owned[0]))
                 runs = False
             if runs:
                 grads = _materialize(node, buffer)
+                # Storage a result must not own: the incoming gradients and what the node saved.
                 incoming = {_storage_key(g) for g in grads if g is not None}
+                incoming.update(saved.untyped_storage().data_ptr() for saved in _saved_data(node))
+                born_after = next(_births)
                 results = _run_node(node, grads)
                 for observer in list(backward_observers):
                     observer(node, grads, results)
@@ -248,7 +283,8 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
                     if meta is not None:
                         grad = _check_grad(node, i, grad, meta)
                     key = _storage_key(grad)
-                    owned = key not in incoming and key not in seen_out
+                    owned = (getattr(grad, "_birth", 0) > born_after
+                             and key not in incoming and key not in seen_out)
                     seen_out.add(key)
                     buffers.setdefault(child, _Buffer(max(child.num_outputs, 1))).add(
                         child_index, grad, owned
@@ -265,6 +301,11 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
         for node, grad, owned in pending_leaves:
             _deliver_leaf(node, grad, owned)
     return captured
+
+
+def _saved_data(node: Node) -> list:
+    """The torch tensors ``node`` saved for backward (none once released)."""
+    return [s.data for s in (getattr(node, "_saved", None) or ()) if s is not None]
 
 
 def _input_meta(node: Node, index: int):

@@ -218,6 +218,13 @@ class Function:
         ctx = FunctionCtx(cls)
         needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         record = any(needs) and is_grad_enabled()
+        for name, value in kwargs.items():
+            if isinstance(value, Tensor) and value.requires_grad and is_grad_enabled():
+                raise AutogradError(
+                    f"{cls.__name__}.apply: keyword argument {name!r} is a tensor that requires "
+                    "grad; gradients flow only to positional arguments (backward returns one "
+                    "gradient per positional input), so pass it positionally"
+                )
         ctx.needs_input_grad = needs
         with no_grad(), op_scope(cls.__name__, "forward", ctx):
             outputs = cls.forward(ctx, *args, **kwargs)
@@ -237,11 +244,12 @@ class Function:
             if not isinstance(out, Tensor):
                 ctx.output_meta.append(None)
                 continue
+            non_differentiable = id(out) in ctx.non_differentiable
             if id(out) in input_ids:  # forward returned an input: give the output its own identity
                 out = Tensor._wrap(out._data)
                 outs[i] = out
             ctx.output_meta.append((tuple(out.shape), out.dtype))
-            if id(out) in ctx.non_differentiable or not out.is_floating_point():
+            if non_differentiable or not out.is_floating_point():
                 continue
             out._grad_fn = ctx
             out._output_nr = i

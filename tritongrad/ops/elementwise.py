@@ -274,7 +274,7 @@ def sqrt(a: Tensor) -> Tensor:
 
 def inplace(target: Tensor, op: str, other, alpha: float = 1.0) -> Tensor:
     """``target op= other`` by a kernel writing through target's strides."""
-    target._check_inplace()
+    target._check_inplace(other)
     if isinstance(other, numbers.Number) and not isinstance(other, bool):
         value = float(other) * (alpha if op in ("add", "sub") else 1.0)
         ew.binary_scalar(op, target._data, value, out=target._data)

@@ -6,7 +6,7 @@ from ..autograd.function import Function
 from ..kernels import copy as copy_kernels
 from ..kernels import elementwise as ew
 from ..kernels import reduction as red
-from ..kernels._checks import OutOfRangeError
+from ..kernels._checks import OutOfRangeError, ShapeError
 from ..tensor import Tensor
 
 
@@ -21,7 +21,15 @@ def _dims(x: Tensor, dim) -> tuple | None:
                 f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], "
                 f"but got {d}) for shape {list(x.shape)}"
             )
-    return tuple(sorted({d % ndim for d in dims}))
+    normalized = [d % ndim for d in dims]
+    for d in set(normalized):
+        if normalized.count(d) > 1:
+            raise ShapeError(f"dim {d} appears multiple times in the list of dims "
+                             f"(dims {list(dims)}, shape {list(x.shape)})")
+    if x.ndim == 0 or not normalized:
+        # dim=() reduces every dim, as in torch; a 0-d tensor takes dim 0 or -1 (identity)
+        return None
+    return tuple(sorted(normalized))
 
 
 def _grad_view(grad: Tensor, input_shape: tuple, dims, keepdim: bool):

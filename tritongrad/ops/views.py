@@ -8,6 +8,8 @@ kernels in backward.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from ..autograd.function import Function
@@ -113,17 +115,27 @@ class Expand(Function):
 
 
 def normalize_index(index):
-    """Basic indexing only (ints, slices, None, Ellipsis): those are views."""
-    items = index if isinstance(index, tuple) else (index,)
-    for item in items:
-        if isinstance(item, Tensor) or isinstance(item, (list, torch.Tensor)):
+    """Basic indexing only (ints, slices, None, Ellipsis): those are views. Anything
+    torch reads as advanced indexing (a tensor, list, range, numpy array, or a bool)
+    gives torch a *copy*, so getitem's backward and ``__setitem__`` would write into
+    that copy and lose the gradient or the write: refused. ``True`` is ``None`` (a new
+    dim of size 1), as in torch."""
+    is_tuple = isinstance(index, tuple)
+    items = list(index) if is_tuple else [index]
+    for i, item in enumerate(items):
+        if item is True:
+            items[i] = None
+        elif item is None or item is Ellipsis or isinstance(item, slice):
+            if isinstance(item, slice) and item.step is not None and item.step <= 0:
+                raise ValueError("step must be greater than zero")
+        elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            items[i] = int(item)
+        else:
             raise TypeError(
                 "tritongrad supports basic indexing only (ints, slices, None, ...); "
                 f"got an index of type {type(item).__name__}"
             )
-        if isinstance(item, slice) and item.step is not None and item.step <= 0:
-            raise ValueError("step must be greater than zero")
-    return index
+    return tuple(items) if is_tuple else items[0]
 
 
 class GetItem(Function):
@@ -155,10 +167,22 @@ def view(x: Tensor, shape: tuple) -> Tensor:
     return View.apply(x, shape)
 
 
+def _dim(op: str, dim: int, ndim: int) -> int:
+    """``dim`` in [0, ndim) (a 0-d tensor takes dims 0 and -1, as in torch)."""
+    size = max(ndim, 1)
+    if not -size <= dim < size:
+        raise OutOfRangeError(f"{op}: Dimension out of range (expected to be in range of "
+                              f"[{-size}, {size - 1}], but got {dim})")
+    return dim % size
+
+
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    start, end = _dim("flatten", start_dim, x.ndim), _dim("flatten", end_dim, x.ndim)
+    if start > end:
+        raise ValueError(f"flatten() has invalid args: start_dim ({start_dim}) cannot come "
+                         f"after end_dim ({end_dim}) for a {x.ndim}-D tensor")
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = start_dim % x.ndim, end_dim % x.ndim
     merged = 1
     for size in x.shape[start:end + 1]:
         merged *= size
@@ -184,13 +208,17 @@ def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
     if dim is None:
         shape = tuple(s for s in x.shape if s != 1)
     else:
-        dim = dim % max(x.ndim, 1)
+        dim = _dim("squeeze", dim, x.ndim)
         shape = tuple(s for i, s in enumerate(x.shape) if not (i == dim and s == 1))
     return reshape(x, shape)
 
 
 def expand(x: Tensor, shape: tuple) -> Tensor:
-    shape = tuple(x.shape[i - (len(shape) - x.ndim)] if s == -1 else s for i, s in enumerate(shape))
+    new_dims = len(shape) - x.ndim
+    if any(s == -1 for s in shape[:max(new_dims, 0)]):
+        raise ShapeError(f"expand: -1 is not allowed in a leading, non-existing dimension "
+                         f"(shape {list(x.shape)} to {list(shape)})")
+    shape = tuple(x.shape[i - new_dims] if s == -1 else s for i, s in enumerate(shape))
     return Expand.apply(x, shape)
 
 
