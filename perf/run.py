@@ -69,10 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tritongrad perf, {'smoke' if smoke else 'full'} mode on {h.device}; "
               f"timing: {h.clock}", flush=True)
         out_dir = args.out or RESULTS_DIR
-        for name in names:
-            run_bench(h, name, BENCHMARKS[name])
-            # after every benchmark: a run killed by a time limit keeps what it measured
-            write_reports(h, out_dir, time.perf_counter() - started, plots=False)
+        done = 0
+        try:
+            for name in names:
+                run_bench(h, name, BENCHMARKS[name])
+                done += 1
+                # after every benchmark: a run killed by a time limit keeps what it measured
+                write_reports(h, out_dir, time.perf_counter() - started, plots=False)
+        except KeyboardInterrupt:  # Ctrl-C, or gpu_check.sh's SIGINT at its time limit
+            print("\ninterrupted: reporting what was measured", file=sys.stderr, flush=True)
+            if done < len(names):
+                h.errors.append({"bench": names[done],
+                                 "error": "interrupted (SIGINT) while running"})
+                h.skipped.extend(names[done + 1:])
     paths = write_reports(h, out_dir, time.perf_counter() - started)
     print("\n" + Path(paths["markdown"]).read_text())
     print("wrote:")

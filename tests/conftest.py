@@ -56,7 +56,7 @@ _AREA_OF_FILE = {
     "test_parity_tools": "tools", "test_references": "tools", "test_profiler": "tools",
     "test_perf_smoke": "tools", "test_launch_count": "tools", "test_graphs": "tools",
     "test_compile_sm90": "tools", "test_packaging": "tools", "test_readme": "tools",
-    "test_review_kernels": "kernels",
+    "test_review_kernels": "kernels", "test_review_library": "training",
     "test_bad_inputs": "reliability", "test_memory": "reliability",
     "test_anomaly": "reliability", "test_determinism": "reliability",
     "test_large_offsets": "reliability", "test_fuzz": "reliability",

@@ -269,6 +269,10 @@ class Profile(LaunchObserver):
         remove_launch_observer(self)
         if self in _active:
             _active.remove(self)
+        # The last op entry holds its autograd node, and through it the whole graph above
+        # it with its saved tensors: a profile kept for its table must not keep them alive.
+        self._last_entry = None
+        self._pending = []
         return False
 
     @property

@@ -7,6 +7,7 @@ from typing import Iterable
 
 import torch
 
+from ..kernels import copy as copy_kernels
 from ..kernels import optim as optim_kernels
 from ..tensor import Tensor
 from .optimizer import Optimizer, OptimizerError
@@ -42,11 +43,19 @@ class SGD(Optimizer):
             buffers, steps = [], []
             for p in params:
                 state = self.state[p] if p in self.state else {}
-                if "momentum_buffer" not in state:
-                    # zeroed; the kernel sets buf = grad on the param's first step
+                if state.get("momentum_buffer") is None:
+                    # zeroed; the kernel sets buf = grad on the param's first step. (Older
+                    # torch SGD state dicts hold momentum_buffer=None for buffer-less params.)
                     zeros = torch.zeros(p.shape, dtype=p.dtype, device=p._data.device)
                     state = dict(state, momentum_buffer=zeros,
                                  step=optim_kernels.new_step_slots(p._data))
+                    created[id(p)] = (p, state)
+                elif "step" not in state:
+                    # torch.optim.SGD's state has a buffer and no step count: the buffer is
+                    # already running, so the kernel must not restart it from the gradient
+                    slots = optim_kernels.new_step_slots(p._data)
+                    copy_kernels.fill_(slots, 1)
+                    state = dict(state, step=slots)
                     created[id(p)] = (p, state)
                 buffers.append(state["momentum_buffer"])
                 steps.append(state["step"])

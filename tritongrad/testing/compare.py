@@ -50,8 +50,25 @@ class Comparison:
 
 
 def compare(name: str, actual: torch.Tensor, expected: torch.Tensor, rtol: float,
-            atol: float) -> Comparison:
-    """Compare in float64. NaN must match NaN, and infinities must match exactly."""
+            atol: float, check_dtype: bool = False) -> Comparison:
+    """Compare in float64. NaN must match NaN, and infinities must match exactly.
+
+    check_dtype: also fail when the dtypes differ (as torch.testing.assert_close does): an
+    op that returns fp32 for bf16 inputs has the right values and the wrong result. The
+    parity tools set it; tests comparing against a higher-precision reference do not."""
+    result = _compare_values(name, actual, expected, rtol, atol)
+    if check_dtype and actual.dtype != expected.dtype and not result.note:
+        values = "within" if result.ok else "also out of"
+        result.ok = False
+        result.note = (f"dtype {str(actual.dtype).replace('torch.', '')} != torch's "
+                       f"{str(expected.dtype).replace('torch.', '')} (values {values} "
+                       f"tolerance: max abs err {result.max_abs:.3g}, max rel err "
+                       f"{result.max_rel:.3g})")
+    return result
+
+
+def _compare_values(name: str, actual: torch.Tensor, expected: torch.Tensor, rtol: float,
+                    atol: float) -> Comparison:
     actual = actual.detach().to("cpu")
     expected = expected.detach().to("cpu")
     if tuple(actual.shape) != tuple(expected.shape):

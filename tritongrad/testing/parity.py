@@ -114,7 +114,7 @@ def run_parity(
     comparisons = []
     for i, (ours, ref) in enumerate(zip(tg_outputs, torch_outputs)):
         r, a = _tolerance(ref, dtype, tf32, rtol, atol)
-        comparisons.append(compare(f"output {i}", ours.torch(), ref, r, a))
+        comparisons.append(compare(f"output {i}", ours.torch(), ref, r, a, check_dtype=True))
     if not check_grads or not any(differentiable):
         return comparisons
 
@@ -147,7 +147,7 @@ def run_parity(
         ours_t = torch.zeros_like(leaf) if ours is None else ours.torch()
         ref_t = torch.zeros_like(leaf) if ref is None else ref
         r, a = _tolerance(leaf, dtype, tf32, rtol, atol)
-        comparisons.append(compare(name, ours_t, ref_t, r, a))
+        comparisons.append(compare(name, ours_t, ref_t, r, a, check_dtype=True))
     return comparisons
 
 

@@ -285,7 +285,8 @@ class shadow:
             if not isinstance(ours, Tensor) or not isinstance(ref, torch.Tensor):
                 continue
             rtol, atol = self._tolerance(ref.dtype)
-            record.forward.append(compare(f"output {i}", ours._data, ref, rtol, atol))
+            record.forward.append(compare(f"output {i}", ours._data, ref, rtol, atol,
+                                          check_dtype=True))
         if any(not c.ok for c in record.forward):
             self._fail(record)
 
@@ -321,7 +322,8 @@ class shadow:
             ours_t = torch.zeros_like(leaf) if ours is None else ours._data
             ref_t = torch.zeros_like(leaf) if ref is None else ref
             rtol, atol = self._tolerance(leaf.dtype)
-            record.backward.append(compare(f"grad of input {i}", ours_t, ref_t, rtol, atol))
+            record.backward.append(compare(f"grad of input {i}", ours_t, ref_t, rtol, atol,
+                                           check_dtype=True))
         if any(not c.ok for c in record.backward):
             self._fail(record)
 
