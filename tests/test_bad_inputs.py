@@ -21,9 +21,9 @@ import pytest
 import torch
 
 import tritongrad as tg
+from tests.launches import recorded_launches
 from tritongrad import nn, optim, serialization
 from tritongrad.autograd import Function
-from tritongrad.kernels._launch import LaunchObserver, add_launch_observer, remove_launch_observer
 from tritongrad.nn_utils_clip import clip_grad_norm_
 from tritongrad.ops.loss import cross_entropy, linear_cross_entropy, mse_loss
 from tritongrad.ops.matmul import linear, matmul
@@ -33,24 +33,13 @@ DEVICE = tg.device()
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy: inf - inf, 0/0
 
 
-class _Counter(LaunchObserver):
-    def __init__(self):
-        self.names: list[str] = []
-
-    def begin(self, info):
-        self.names.append(info.kernel_name)
-
-
 @contextlib.contextmanager
 def no_launches():
     """Fails the test if any kernel is launched inside the block."""
-    counter = _Counter()
-    add_launch_observer(counter)
-    try:
+    with recorded_launches() as launches:
         yield
-    finally:
-        remove_launch_observer(counter)
-    assert not counter.names, f"the check ran after kernels were launched: {counter.names}"
+    names = [info.kernel_name for info in launches]
+    assert not names, f"the check ran after kernels were launched: {names}"
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tritongrad as tg
-from tritongrad.kernels import _launch
+from tests.launches import recorded_launches
 from tritongrad.kernels._checks import ValueCheckError
 from tritongrad.nn_utils_clip import clip_grad_norm_
 from tritongrad.testing.compare import assert_close
@@ -16,21 +16,6 @@ SIZES = [(1,), (7,), (3, 11), (130,), (2, 3, 5), (4099,)]
 DEVICE = tg.device()
 # inf * 0 = NaN when an inf norm scales the grads, as in torch; numpy warns about it.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
-
-
-class LaunchCounter(_launch.LaunchObserver):
-    def __init__(self):
-        self.count = 0
-
-    def begin(self, info):
-        self.count += 1
-
-    def __enter__(self):
-        _launch.add_launch_observer(self)
-        return self
-
-    def __exit__(self, *exc):
-        _launch.remove_launch_observer(self)
 
 
 def make_pairs(count, scale=1.0):
@@ -62,9 +47,9 @@ def test_matches_torch(count, norm_type):
     ours, theirs = make_pairs(count)
     max_norm = 0.7
     want = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type)
-    with LaunchCounter() as counter:
+    with recorded_launches() as launches:
         total = clip_grad_norm_(ours, max_norm, norm_type)
-    assert counter.count == 2
+    assert len(launches) == 2
     assert isinstance(total, tg.Tensor) and total.shape == ()
     dtype = coarsest(ours)
     assert_close(total, want.float(), dtype=dtype, name="total_norm")

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tritongrad as tg
+from tests.launches import recorded_launches
 from tritongrad.testing import assert_parity
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -105,24 +106,12 @@ def test_mixed_float_dtypes_promote_like_torch():
 
 
 def test_clone_contiguous_and_cast_run_on_our_kernel():
-    from tritongrad.kernels import _launch
-
-    class Count(_launch.LaunchObserver):
-        names = []
-
-        def begin(self, info):
-            self.names.append(info.kernel_name)
-
-    counter = Count()
-    _launch.add_launch_observer(counter)
-    try:
+    with recorded_launches() as launches:
         x = tg.tensor(np.arange(6.0).reshape(2, 3))
         x.T.contiguous()
         x.clone()
         x.half()
-    finally:
-        _launch.remove_launch_observer(counter)
-    assert counter.names[-3:] == ["copy_kernel"] * 3
+    assert [info.kernel_name for info in launches][-3:] == ["copy_kernel"] * 3
 
 
 # --- review: indexing, reductions of 0-d / empty dims, view argument checks --------------

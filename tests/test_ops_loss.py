@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import tritongrad as tg
-from tritongrad.kernels._launch import LaunchObserver, add_launch_observer, remove_launch_observer
+from tests.launches import recorded_launches
 from tritongrad.ops import loss as losses
 from tritongrad.testing import assert_parity
 from tritongrad.testing.compare import assert_close
@@ -108,15 +108,6 @@ def test_cross_entropy_label_errors_and_check_switch(monkeypatch):
 
 # --- linear_cross_entropy --------------------------------------------------------
 
-class _RowLaunches(LaunchObserver):
-    def __init__(self):
-        self.rows = []
-
-    def begin(self, info):
-        if info.kernel_name == "cross_entropy_fwd_kernel":
-            self.rows.append(info.grid[0])
-
-
 def _linear_ce_parity(dtype, reduction, bias, label_smoothing=0.0, n_rows=9):
     hidden, weight = torch.randn(n_rows, 6), torch.randn(11, 6) / 2
     target = labels(n_rows, 11, ignored=(0, 5))
@@ -133,14 +124,11 @@ def _linear_ce_parity(dtype, reduction, bias, label_smoothing=0.0, n_rows=9):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_linear_cross_entropy_in_chunks(monkeypatch, dtype, reduction):
     monkeypatch.setattr(losses, "LINEAR_CE_CHUNK_ROWS", 4)  # 9 rows: chunks of 4, 4, 1
-    recorder = _RowLaunches()
-    add_launch_observer(recorder)
-    try:
+    with recorded_launches() as launches:
         _linear_ce_parity(dtype, reduction, bias=True, label_smoothing=0.1)
-    finally:
-        remove_launch_observer(recorder)
+    rows = [info.grid[0] for info in launches if info.kernel_name == "cross_entropy_fwd_kernel"]
     # never more than one chunk of logits at a time ('none' recomputes them in backward)
-    assert recorder.rows == [4, 4, 1] * (2 if reduction == "none" else 1)
+    assert rows == [4, 4, 1] * (2 if reduction == "none" else 1)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)

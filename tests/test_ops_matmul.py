@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import tritongrad as tg
-from tritongrad.kernels import _launch
+from tests.launches import recorded_launches
 from tritongrad.kernels._checks import ShapeError
 from tritongrad.ops.matmul import Linear, LinearReLU, MatMul, linear, linear_relu, matmul
 from tritongrad.testing import assert_close, assert_parity, reference_for
@@ -93,19 +93,9 @@ def test_linear_relu_fp64():
 
 
 def count_launches(fn) -> list:
-    names = []
-
-    class Recorder(_launch.LaunchObserver):
-        def begin(self, info):
-            names.append(info.kernel_name)
-
-    recorder = Recorder()
-    _launch.add_launch_observer(recorder)
-    try:
+    with recorded_launches() as launches:
         fn()
-    finally:
-        _launch.remove_launch_observer(recorder)
-    return names
+    return [info.kernel_name for info in launches]
 
 
 def test_linear_relu_is_one_forward_and_two_backward_launches():

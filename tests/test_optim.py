@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import tritongrad as tg
-from tritongrad.kernels import _launch
+from tests.launches import recorded_launches
 from tritongrad.kernels.norm import UnsupportedError
 from tritongrad.optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR
 from tritongrad.testing.compare import assert_close
@@ -17,21 +17,6 @@ SHAPES = [(5, 3), (1,), (17,), (2, 3, 4)]
 def on_device(t, requires_grad=False):
     """A tg Tensor over a device copy of the host tensor ``t``."""
     return tg.from_torch(t.to(DEVICE, copy=True), requires_grad=requires_grad)
-
-
-class LaunchCounter(_launch.LaunchObserver):
-    def __init__(self):
-        self.count = 0
-
-    def begin(self, info):
-        self.count += 1
-
-    def __enter__(self):
-        _launch.add_launch_observer(self)
-        return self
-
-    def __exit__(self, *exc):
-        _launch.remove_launch_observer(self)
 
 
 def make_params(shapes=SHAPES, dtype=torch.float32):
@@ -126,9 +111,9 @@ def test_one_launch_per_group_and_dtype():
     opt = AdamW([{"params": ours}, {"params": half + extra, "lr": 0.1}])
     for p in ours + half + opt.param_groups[1]["params"]:
         p.grad = on_device(torch.randn(p.shape).to(p.dtype))
-    with LaunchCounter() as counter:
+    with recorded_launches() as launches:
         opt.step()
-    assert counter.count == 3  # group 0: fp32; group 1: fp16 and fp32
+    assert len(launches) == 3  # group 0: fp32; group 1: fp16 and fp32
 
 
 def test_param_without_grad_is_skipped():

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import tritongrad.kernels.cross_entropy as ce
+from tests.launches import recorded_launches
 from tritongrad.kernels._checks import DTypeError, OutOfRangeError, ShapeError
-from tritongrad.kernels._launch import LaunchObserver, add_launch_observer, remove_launch_observer
 from tritongrad.kernels.cross_entropy import cross_entropy_bwd, cross_entropy_fwd
 from tritongrad.testing.compare import assert_close
 
@@ -201,22 +201,10 @@ def test_none_backward_reads_strided_grad_output():
     check(logits, target, "none", grad_output=torch.randn(10)[::2])
 
 
-class _Recorder(LaunchObserver):
-    def __init__(self):
-        self.launches = []
-
-    def begin(self, info):
-        self.launches.append(info)
-
-
 def test_analytic_bytes_read_logits_once():
-    recorder = _Recorder()
-    add_launch_observer(recorder)
-    try:
+    with recorded_launches() as launches:
         cross_entropy_fwd(torch.randn(8, 100), labels(8, 100), reduction="none")
-    finally:
-        remove_launch_observer(recorder)
-    (row_launch,) = recorder.launches
+    (row_launch,) = launches
     assert row_launch.kernel_name == "cross_entropy_fwd_kernel"
     # logits read once + gradient written once (fp32) + targets + row losses
     assert row_launch.bytes_moved == 8 * 100 * 4 * 2 + 8 * (8 + 4)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tritongrad
-from tritongrad.kernels import _launch
+from tests.launches import recorded_launches
 from tritongrad.kernels._checks import DeviceError, DTypeError, LayoutError, ShapeError
 from tritongrad.kernels.matmul import matmul
 from tritongrad.testing.compare import assert_close
@@ -212,18 +212,8 @@ def test_linear_relu_backward_identities():
 
 
 def test_launch_reports_flops_and_bytes():
-    seen = []
-
-    class Recorder(_launch.LaunchObserver):
-        def begin(self, info):
-            seen.append(info)
-
-    recorder = Recorder()
-    _launch.add_launch_observer(recorder)
-    try:
+    with recorded_launches() as seen:
         matmul(randn(2, 7, 33), randn(2, 33, 5))
-    finally:
-        _launch.remove_launch_observer(recorder)
     (info,) = seen
     assert info.kernel_name == "matmul_kernel"
     assert info.flops == 2 * 2 * 7 * 5 * 33

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tritongrad
-from tritongrad.kernels import _launch
+from tests.launches import recorded_launches
 from tritongrad.kernels import norm as norm_kernels
 from tritongrad.kernels._checks import LayoutError, ShapeError, ValueCheckError
 from tritongrad.testing.compare import assert_close
@@ -18,21 +18,6 @@ FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 INF = math.inf
 # Division by a zero norm happens in a tl.where branch that is then discarded; numpy warns.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
-
-
-class LaunchCounter(_launch.LaunchObserver):
-    def __init__(self):
-        self.names = []
-
-    def begin(self, info):
-        self.names.append(info.kernel_name)
-
-    def __enter__(self):
-        _launch.add_launch_observer(self)
-        return self
-
-    def __exit__(self, *exc):
-        _launch.remove_launch_observer(self)
 
 
 def lowest_precision(dtypes):
@@ -73,9 +58,9 @@ def test_clip_grad_norm_matches_torch(count, norm_type):
     grads = mixed_grads(count)
     max_norm = 0.5 if norm_type == 2.0 else 0.3
     want_total, want_grads = torch_clip(grads, max_norm, norm_type)
-    with LaunchCounter() as counter:
+    with recorded_launches() as launches:
         total = norm_kernels.clip_grad_norm_(grads, max_norm, norm_type)
-    assert len(counter.names) == 2, counter.names
+    assert len(launches) == 2, [info.kernel_name for info in launches]
     dtype = lowest_precision({g.dtype for g in grads})
     assert total.dtype == torch.float32 and total.dim() == 0
     assert_close(total, want_total.float(), dtype=dtype, name="total_norm")
@@ -105,9 +90,9 @@ def test_clip_grad_norm_345():
 
 
 def test_clip_grad_norm_empty():
-    with LaunchCounter() as counter:
+    with recorded_launches() as launches:
         total = norm_kernels.clip_grad_norm_([], 1.0)
-    assert float(total) == 0.0 and counter.names == []
+    assert float(total) == 0.0 and launches == []
     empty = [torch.empty(0, device=DEVICE)]
     assert float(norm_kernels.clip_grad_norm_(empty, 1.0, INF)) == 0.0
 
@@ -133,9 +118,9 @@ def test_clip_grad_norm_error_if_nonfinite_raises_before_changes():
     for got, orig in zip(grads, before):
         assert torch.equal(got, orig)
     finite = [torch.tensor([3.0, 4.0], device=DEVICE)]
-    with LaunchCounter() as counter:  # partials, norm only (read on the host), norm + scale
+    with recorded_launches() as launches:  # partials, norm only (read on the host), norm + scale
         total = norm_kernels.clip_grad_norm_(finite, 1.0, error_if_nonfinite=True)
-    assert len(counter.names) == 3
+    assert len(launches) == 3
     assert float(total) == pytest.approx(5.0, rel=1e-6)
     assert_close(finite[0], torch.tensor([0.6, 0.8]), dtype=torch.float32)
 
@@ -172,9 +157,9 @@ def test_clip_grad_norm_rejects_the_same_gradient_twice():
 
 def test_total_norm_one_launch_pair():
     grads = mixed_grads(5)
-    with LaunchCounter() as counter:
+    with recorded_launches() as launches:
         total = norm_kernels.total_norm(grads, INF)
-    assert len(counter.names) == 2
+    assert len(launches) == 2
     want = max(float(g.float().abs().max()) for g in grads)
     assert float(total) == want
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tritongrad
-from tritongrad.kernels import _launch
+from tests.launches import recorded_launches
 from tritongrad.kernels import optim as optim_kernels
 from tritongrad.kernels._checks import LayoutError, ShapeError
 from tritongrad.kernels.norm import UnsupportedError
@@ -13,14 +13,6 @@ from tritongrad.testing.compare import assert_close
 DEVICE = tritongrad.device()
 # 1 element, odd sizes, and one parameter spanning two chunks (two step slots).
 SHAPES = [(1,), (3, 7), (optim_kernels.CHUNK + 3,), (2, 5, 3)]
-
-
-class LaunchCounter(_launch.LaunchObserver):
-    def __init__(self):
-        self.count = 0
-
-    def begin(self, info):
-        self.count += 1
 
 
 def run_pair(kind, torch_kwargs, dtype=torch.float32, steps=20, lr=0.01, ref_dtype=None,
@@ -39,9 +31,7 @@ def run_pair(kind, torch_kwargs, dtype=torch.float32, steps=20, lr=0.01, ref_dty
     else:
         cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
         opt = cls(ref, lr=lr, foreach=False, **torch_kwargs)
-    counter = LaunchCounter()
-    _launch.add_launch_observer(counter)
-    try:
+    with recorded_launches() as launches:
         for _ in range(steps):
             grads = [torch.randn(p.shape, device=DEVICE) for p in params]
             grads = [(g + grad_floor * g.sign()).to(dtype) for g in grads]
@@ -63,9 +53,7 @@ def run_pair(kind, torch_kwargs, dtype=torch.float32, steps=20, lr=0.01, ref_dty
                     eps=torch_kwargs.get("eps", 1e-8),
                     weight_decay=torch_kwargs.get("weight_decay", 0.0 if kind == "adam" else 1e-2),
                     decoupled=kind == "adamw", maximize=torch_kwargs.get("maximize", False))
-    finally:
-        _launch.remove_launch_observer(counter)
-    return params, ref, opt, buf_a, slots, counter.count
+    return params, ref, opt, buf_a, slots, len(launches)
 
 
 SGD_CASES = [
@@ -133,13 +121,9 @@ def test_mixed_dtypes_one_launch_per_dtype():
     grads = [torch.ones_like(p) for p in params]
     lr = torch.full((1,), 0.5, device=DEVICE)
     before = [p.clone() for p in params]
-    counter = LaunchCounter()
-    _launch.add_launch_observer(counter)
-    try:
+    with recorded_launches() as launches:
         optim_kernels.sgd_step_(params, grads, None, None, lr)
-    finally:
-        _launch.remove_launch_observer(counter)
-    assert counter.count == 2
+    assert len(launches) == 2
     for p, b in zip(params, before):
         assert_close(p, b.float() - 0.5, dtype=p.dtype)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import tritongrad
-from tritongrad.kernels import _launch
+from tests.launches import recorded_launches
 from tritongrad.kernels import random as rng
 from tritongrad.kernels._checks import LayoutError, OutOfRangeError, ShapeError
 from tritongrad.testing.compare import assert_close
@@ -55,18 +55,9 @@ def test_same_state_reproduces_and_offset_advances():
 
 
 def test_offset_advance_is_a_device_kernel():
-    names = []
-
-    class Names(_launch.LaunchObserver):
-        def begin(self, info):
-            names.append(info.kernel_name)
-
-    observer = Names()
-    _launch.add_launch_observer(observer)
-    try:
+    with recorded_launches() as launches:
         rng.uniform_(torch.empty(10, device=DEVICE), 0.0, 1.0, state())
-    finally:
-        _launch.remove_launch_observer(observer)
+    names = [info.kernel_name for info in launches]
     assert names == ["fill_random_kernel", "rng_advance_kernel"]
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from tests.conftest import DEVICE
+from tests.launches import recorded_launches
 from tritongrad.kernels import reduction
 from tritongrad.kernels._checks import DTypeError, OutOfRangeError, ShapeError
-from tritongrad.kernels._launch import LaunchObserver, add_launch_observer, remove_launch_observer
 from tritongrad.testing.compare import assert_close
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy on 0/0
@@ -26,22 +26,10 @@ def torch_sum(x, dims, keepdim=False, mean=False):
     return fn(x, dim=dims, keepdim=keepdim)
 
 
-class Counter(LaunchObserver):
-    def __init__(self):
-        self.names = []
-
-    def begin(self, info):
-        self.names.append(info.kernel_name)
-
-
 def count_launches(fn):
-    counter = Counter()
-    add_launch_observer(counter)
-    try:
+    with recorded_launches() as launches:
         result = fn()
-    finally:
-        remove_launch_observer(counter)
-    return result, counter.names
+    return result, [info.kernel_name for info in launches]
 
 
 def layouts(dtype):
