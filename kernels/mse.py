@@ -40,6 +40,25 @@ MODE_SUM, MODE_MEAN, MODE_NONE = 0, 1, 2
 
 
 @triton.jit
+def load_diff(
+    inputs, targets, linear, mask,
+    size1, size2, size3, size4, size5,
+    in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+    tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
+    ACC: tl.constexpr,
+):
+    """A jit helper, not a kernel: inputs[i] - targets[i] in ACC for the row-major
+    indices ``linear`` (0 where masked), each read through its own strides (6-D padded)."""
+    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
+    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
+                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
+    x = tl.load(inputs + in_off, mask=mask, other=0.0).to(ACC)
+    t = tl.load(targets + tg_off, mask=mask, other=0.0).to(ACC)
+    return x - t
+
+
+@triton.jit
 def mse_partial_kernel(
     partial_ptr, input_ptr, target_ptr,
     numel, size1, size2, size3, size4, size5,
@@ -56,13 +75,9 @@ def mse_partial_kernel(
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
     mask = linear < numel
-    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
-    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
-    x = tl.load(input_ptr + in_off, mask=mask, other=0.0).to(ACC)
-    t = tl.load(target_ptr + tg_off, mask=mask, other=0.0).to(ACC)
-    diff = x - t
+    diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4, size5,
+                     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC)
     tl.store(partial_ptr + pid, tl.sum(diff * diff, axis=0))
 
 
@@ -105,13 +120,9 @@ def mse_none_kernel(
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
     mask = linear < numel
-    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
-    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
-    x = tl.load(input_ptr + in_off, mask=mask, other=0.0).to(ACC)
-    t = tl.load(target_ptr + tg_off, mask=mask, other=0.0).to(ACC)
-    diff = x - t
+    diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4, size5,
+                     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC)
     tl.store(out_ptr + linear, cast_to(diff * diff, out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -138,19 +149,16 @@ def mse_bwd_kernel(
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
     mask = linear < numel
-    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
-    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
-    x = tl.load(input_ptr + in_off, mask=mask, other=0.0).to(ACC)
-    t = tl.load(target_ptr + tg_off, mask=mask, other=0.0).to(ACC)
+    diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4, size5,
+                     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC)
     if PER_ELEMENT_GRAD:
         go_off = strided_offsets(linear, size1, size2, size3, size4, size5,
                                  go_s0, go_s1, go_s2, go_s3, go_s4, go_s5)
         g = tl.load(grad_output_ptr + go_off, mask=mask, other=0.0).to(ACC)
     else:
         g = tl.load(grad_output_ptr).to(ACC)
-    grad = 2.0 * scalar_like(scale, x) * (x - t) * g
+    grad = 2.0 * scalar_like(scale, diff) * diff * g
     if NEED_INPUT:
         tl.store(grad_input_ptr + linear, cast_to(grad, grad_input_ptr.dtype.element_ty),
                  mask=mask)
