@@ -62,8 +62,12 @@ class Result:
 class Harness:
     """Shared state of one perf run: mode, timers, budget and the collected results."""
 
-    def __init__(self, smoke: bool, budget_s: float | None = None) -> None:
+    def __init__(self, smoke: bool, budget_s: float | None = None,
+                 targets_only: bool = False) -> None:
         self.smoke = smoke
+        # --targets: only the cases that carry an issue's target (a short first pass on a
+        # lent GPU, so the numbers that decide an issue come out before anything else)
+        self.targets_only = targets_only
         self.cuda = tg.device().type == "cuda"
         self.device = tg.device()
         self.results: list[Result] = []
@@ -304,7 +308,8 @@ def write_reports(h: Harness, out_dir: Path, wall_s: float, plots: bool = True) 
     """The JSON record, the markdown summary and the sweep plots; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     date = _dt.date.today().isoformat()
-    stem = f"{device_slug()}-{'smoke-' if h.smoke else ''}{date}"
+    mode = ("smoke-" if h.smoke else "") + ("targets-" if h.targets_only else "")
+    stem = f"{device_slug()}-{mode}{date}"
     peaks = profiler.peaks_for() if h.cuda else None
     record = {
         "device": torch.cuda.get_device_name(h.device) if h.cuda else "cpu (Triton interpreter)",
@@ -312,7 +317,7 @@ def write_reports(h: Harness, out_dir: Path, wall_s: float, plots: bool = True) 
         "timestamp": _dt.datetime.now().isoformat(timespec="seconds"),
         "commit": git_commit(),
         "versions": versions(),
-        "mode": "smoke" if h.smoke else "full",
+        "mode": ("smoke" if h.smoke else "full") + (" (targets only)" if h.targets_only else ""),
         "interpreter": not h.cuda,
         "timing": h.clock,
         "peaks": asdict(peaks) if peaks else None,

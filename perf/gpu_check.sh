@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# The one script to run when a GPU (H100 / H200) is lent: the CUDA test suite, then the
-# full perf suite, within TOTAL_BUDGET seconds (default 450, 7.5 minutes) from start to
-# finish. Everything lands in perf/results/ (and in $OUT when that is set): the test log,
-# <device>-<date>.json / .md and the sweep plots.
+# The one script to run when a GPU (H100 / H200) is lent. Three phases, within TOTAL_BUDGET
+# seconds (default 450) from start to finish; everything lands in perf/results/ (and in
+# $OUT when that is set): the log, the JSON / markdown reports and the sweep plots.
 #
-#   bash perf/gpu_check.sh                  # TOTAL_BUDGET=450 PERF_BUDGET=170 by default
-#   TOTAL_BUDGET=900 bash perf/gpu_check.sh # more time: the tests get what perf leaves
+#   1. targets: `perf/run.py --targets`, only the benchmark cases that carry an issue's
+#      target (matmul 4096^3, cross-entropy 8192x32768, clip over 200 tensors, ReLU/MSE at
+#      2^26, the MLP step at batch 128): <device>-targets-<date>.json/.md
+#   2. tests:   the CUDA test suite, the GPU-only tests first (TEST_PATHS)
+#   3. perf:    the full perf suite: <device>-<date>.json/.md and the plots
 #
-# Time is split so that the perf results always come out, however slow the tests are:
+#   bash perf/gpu_check.sh                          # all three, 450 s
+#   PHASES="targets tests" TOTAL_BUDGET=380 bash perf/gpu_check.sh
+#   PHASES="tests perf" TOTAL_BUDGET=300 bash perf/gpu_check.sh
+#
+# Time is split so that the measured results always come out, however slow the tests are:
 # on a fresh machine every kernel specialization JIT-compiles on first use, and the CUDA
-# test run can spend minutes compiling. The perf suite's share (PERF_BUDGET seconds of
-# benchmarks, plus PERF_GRACE for the case running at the budget) is reserved first; the
-# tests get the rest (at most TEST_BUDGET when that is set) and are stopped with SIGINT at
-# their limit, so pytest still prints the failures it has seen. Perf writes its JSON and
-# markdown after every benchmark, straight into $OUT when set, so even a run stopped from
-# outside keeps what it measured.
+# test run can spend minutes compiling. The targets pass runs first (TARGETS_BUDGET s of
+# benchmarks plus PERF_GRACE); then the full perf suite's share (PERF_BUDGET + PERF_GRACE)
+# is reserved, and the tests get the rest (at most TEST_BUDGET when set). Each phase is
+# stopped with SIGINT at its limit, so pytest still prints the failures it has seen and
+# perf writes what it measured (it also writes its reports after every benchmark, straight
+# into $OUT when set, so even a run killed from outside keeps them).
+#
+# The sm_90 compile test is skipped here (TRITONGRAD_SKIP_COMPILE_TEST=1): CI runs it on
+# every push, and this machine's minutes are for running kernels.
 #
 # The machine has torch and triton and no package registry: tritongrad installs with
 # --no-deps and without build isolation (PIP_NO_INDEX makes pip fail at once instead of
@@ -26,9 +35,15 @@ ROOT=$PWD
 START=$(date +%s)
 
 TOTAL_BUDGET=${TOTAL_BUDGET:-450}  # seconds for the whole script
-PERF_BUDGET=${PERF_BUDGET:-170}    # seconds of benchmarks at least (past it: skipped)
+PHASES=${PHASES:-targets tests perf}
+TARGETS_BUDGET=${TARGETS_BUDGET:-100}  # seconds of target benchmarks (past it: skipped)
+PERF_BUDGET=${PERF_BUDGET:-150}    # seconds of full-suite benchmarks at least
 PERF_GRACE=${PERF_GRACE:-60}       # the benchmark running at the budget may finish
 TEST_BUDGET=${TEST_BUDGET:-}       # optional upper bound for pytest
+# GPU-only tests first (pytest collects a file named twice once), then everything else
+TEST_PATHS=${TEST_PATHS:-tests/test_graphs.py tests/test_determinism.py tests/test_memory.py \
+tests/test_large_offsets.py tests/test_launch_count.py tests/test_training_parity.py tests}
+export TRITONGRAD_SKIP_COMPILE_TEST=${TRITONGRAD_SKIP_COMPILE_TEST:-1}
 RESULTS=perf/results
 if [ -n "${OUT:-}" ]; then
   RUN_DIR=$OUT                     # written in place: survives a kill from outside
@@ -43,6 +58,7 @@ export PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1
 PY=${PYTHON:-python3}
 
 elapsed() { echo $(( $(date +%s) - START )); }
+has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 {
   echo "== gpu_check $(date -Is) (budget ${TOTAL_BUDGET}s)"
@@ -103,27 +119,39 @@ PYEOF
 'on', tg.device(), 'from', tg.__file__, 'and', k.__file__)" \
     || echo "tritongrad does not import: the steps below will fail"
 
+  if has_phase targets; then
+    TARGETS_LIMIT=$(( TARGETS_BUDGET + PERF_GRACE ))
+    echo "== perf targets (budget ${TARGETS_BUDGET}s, limit ${TARGETS_LIMIT}s, at $(elapsed)s)"
+    timeout -s INT --kill-after=20 "$TARGETS_LIMIT" $PY perf/run.py --targets \
+      --budget "$TARGETS_BUDGET" --out "$RUN_DIR"
+    echo "perf targets exit code: $?"
+  fi
+
   # The perf suite's reserve comes off first; the tests get what is left (less 20 s for
   # pytest and its workers to wind down after the SIGINT, and 10 s of margin).
-  TEST_LIMIT=$(( TOTAL_BUDGET - $(elapsed) - PERF_BUDGET - PERF_GRACE - 30 ))
+  PERF_RESERVE=0
+  if has_phase perf; then PERF_RESERVE=$(( PERF_BUDGET + PERF_GRACE )); fi
+  TEST_LIMIT=$(( TOTAL_BUDGET - $(elapsed) - PERF_RESERVE - 30 ))
   if [ -n "$TEST_BUDGET" ] && [ "$TEST_BUDGET" -lt "$TEST_LIMIT" ]; then
     TEST_LIMIT=$TEST_BUDGET
   fi
   echo "== CUDA tests (limit ${TEST_LIMIT}s, at $(elapsed)s)"
-  if ! $PY -c "import pytest" 2>/dev/null; then
+  if ! has_phase tests; then
+    echo "tests not in PHASES ($PHASES)"
+  elif ! $PY -c "import pytest" 2>/dev/null; then
     echo "pytest is not installed here: no CUDA tests (perf gets their time)"
   elif [ "$TEST_LIMIT" -lt 30 ]; then
     echo "no time left for the tests within TOTAL_BUDGET=${TOTAL_BUDGET}s"
   else
     XDIST=""
-    if $PY -c "import xdist" 2>/dev/null; then XDIST="-n 8"; fi
+    if $PY -c "import xdist" 2>/dev/null; then XDIST="-n ${TEST_WORKERS:-12}"; fi
     TIMEOUT_OPT=""
     if $PY -c "import pytest_timeout" 2>/dev/null; then TIMEOUT_OPT="--timeout=150"; fi
     # SIGINT, not SIGTERM: pytest then prints the summary of the failures seen so far.
     # --continue-on-collection-errors: a test module whose optional dependency (hypothesis,
     # scikit-learn) is missing here must not stop every other test from running.
     timeout -s INT --kill-after=20 "$TEST_LIMIT" $PY -m pytest -q -rfE -p no:cacheprovider \
-      --continue-on-collection-errors --durations=10 $XDIST $TIMEOUT_OPT tests
+      --continue-on-collection-errors --durations=10 $XDIST $TIMEOUT_OPT $TEST_PATHS
     code=$?
     if [ "$code" -eq 124 ]; then
       echo "pytest stopped at its ${TEST_LIMIT}s limit (failures so far are listed above)"
@@ -132,14 +160,16 @@ PYEOF
     fi
   fi
 
-  PERF_LIMIT=$(( TOTAL_BUDGET - $(elapsed) - 10 ))
-  if [ "$PERF_LIMIT" -lt $(( PERF_GRACE + 30 )) ]; then PERF_LIMIT=$(( PERF_GRACE + 30 )); fi
-  PERF_SOFT=$(( PERF_LIMIT - PERF_GRACE ))
-  echo "== perf suite (budget ${PERF_SOFT}s, limit ${PERF_LIMIT}s, at $(elapsed)s)"
-  # SIGINT at the limit: run.py writes the reports of what it measured, then exits.
-  timeout -s INT --kill-after=20 "$PERF_LIMIT" $PY perf/run.py --budget "$PERF_SOFT" \
-    --out "$RUN_DIR"
-  echo "perf exit code: $?"
+  if has_phase perf; then
+    PERF_LIMIT=$(( TOTAL_BUDGET - $(elapsed) - 10 ))
+    if [ "$PERF_LIMIT" -lt $(( PERF_GRACE + 30 )) ]; then PERF_LIMIT=$(( PERF_GRACE + 30 )); fi
+    PERF_SOFT=$(( PERF_LIMIT - PERF_GRACE ))
+    echo "== perf suite (budget ${PERF_SOFT}s, limit ${PERF_LIMIT}s, at $(elapsed)s)"
+    # SIGINT at the limit: run.py writes the reports of what it measured, then exits.
+    timeout -s INT --kill-after=20 "$PERF_LIMIT" $PY perf/run.py --budget "$PERF_SOFT" \
+      --out "$RUN_DIR"
+    echo "perf exit code: $?"
+  fi
   echo "== done $(date -Is), $(elapsed)s"
 } 2>&1 | tee "$LOG"
 

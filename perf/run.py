@@ -3,6 +3,7 @@
     python perf/run.py                 # full mode (GPU): writes perf/results/<device>-<date>.*
     python perf/run.py --smoke         # tiny sizes under the interpreter: the harness works
     python perf/run.py --only matmul,train_step --budget 300 --out /tmp/perf
+    python perf/run.py --targets       # only the cases that carry an issue's target
 
 Outputs: a table of times and same-run ratios on stdout; ``<device>-<date>.json`` (device,
 date, commit, versions, every figure); ``<device>-<date>.md`` (a markdown summary); and a
@@ -41,6 +42,8 @@ BENCHMARKS = {
     "elementwise": bench_elementwise.run,
     "torch_compile": bench_train_step.run_torch_compile,
 }
+# The benchmarks with an issue target; --targets runs only their target cases.
+TARGET_BENCHMARKS = ["train_step", "matmul", "cross_entropy", "clip", "elementwise"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,19 +56,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated benchmarks: " + ", ".join(BENCHMARKS))
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds; benchmarks (and sweep points) past it are skipped")
+    parser.add_argument("--targets", action="store_true",
+                        help="only the cases with a target (files named <device>-targets-*)")
     args = parser.parse_args(argv)
 
     cuda = tg.device().type == "cuda"
     smoke = args.smoke or not cuda
     if not cuda and not args.smoke:
         print("no GPU: running the smoke mode (interpreter timings, not performance)")
-    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(BENCHMARKS)
+    names = ([n.strip() for n in args.only.split(",") if n.strip()]
+             or (TARGET_BENCHMARKS if args.targets else list(BENCHMARKS)))
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmarks {unknown}; known: {list(BENCHMARKS)}")
 
     started = time.perf_counter()
-    with Harness(smoke=smoke, budget_s=args.budget) as h:
+    with Harness(smoke=smoke, budget_s=args.budget, targets_only=args.targets) as h:
         print(f"tritongrad perf, {'smoke' if smoke else 'full'} mode on {h.device}; "
               f"timing: {h.clock}", flush=True)
         out_dir = args.out or RESULTS_DIR
