@@ -50,25 +50,39 @@ def strided_offsets(
 
 
 @triton.jit
+def offsets_of(
+    linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5, FLAT: tl.constexpr
+):
+    """Memory offsets of the elements at row-major indices ``linear``; with FLAT the
+    layout merged to one dim, and only its stride ``s5`` matters."""
+    if FLAT:
+        off = linear * s5
+    else:
+        off = strided_offsets(linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5)
+    return off
+
+
+@triton.jit
 def copy_kernel(
     dst_ptr, src_ptr,
     numel, size1, size2, size3, size4, size5,
     src_s0, src_s1, src_s2, src_s3, src_s4, src_s5,
     dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5,
-    BLOCK: tl.constexpr,
+    FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """dst[i] = cast(src[i]) for every index i of a (padded) 6-D shape.
 
     dst_ptr, src_ptr: any strides (int64 offsets: views of huge tensors are fine).
     numel: total element count; size1..size5: trailing sizes of the shape.
+    FLAT: the layout merged to one dim (see offsets_of).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
     mask = linear < numel
-    src_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                              src_s0, src_s1, src_s2, src_s3, src_s4, src_s5)
-    dst_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                              dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5)
+    src_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                         src_s0, src_s1, src_s2, src_s3, src_s4, src_s5, FLAT)
+    dst_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                         dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5, FLAT)
     value = tl.load(src_ptr + src_off, mask=mask)
     tl.store(dst_ptr + dst_off, cast_to(value, dst_ptr.dtype.element_ty), mask=mask)
 
@@ -78,7 +92,7 @@ def fill_kernel(
     dst_ptr, value: tl.float64,
     numel, size1, size2, size3, size4, size5,
     dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5,
-    BLOCK: tl.constexpr,
+    FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """dst[i] = value for every index i; dst may be any non-overlapping view.
 
@@ -87,8 +101,8 @@ def fill_kernel(
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
     mask = linear < numel
-    dst_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                              dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5)
+    dst_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                         dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5, FLAT)
     filled = tl.zeros([BLOCK], dtype=tl.float64) + value
     tl.store(dst_ptr + dst_off, cast_to(filled, dst_ptr.dtype.element_ty), mask=mask)
 
@@ -125,6 +139,15 @@ def merged_layout(shape, *strides_list):
     sizes = [1] * pad + [m[0] for m in merged]
     per_tensor = [[0] * pad + [m[1][k] for m in merged] for k in range(len(strides_list))]
     return sizes, per_tensor
+
+
+def flat_layout(shape, *strides_list) -> tuple[list, list, bool]:
+    """merged_layout's (sizes, [strides...]) and FLAT: True when the tensors merged to a
+    single dim, so a kernel computes offsets as ``linear * stride`` (offsets_of) instead of
+    dividing each index by the sizes (an int64 division per element costs more than the
+    memory traffic of an elementwise kernel)."""
+    sizes, strides = merged_layout(shape, *strides_list)
+    return sizes, strides, all(size == 1 for size in sizes[:-1])
 
 
 def _byte_range(t: torch.Tensor) -> tuple[int, int]:
@@ -196,10 +219,10 @@ def copy_into(dst: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
     if overlap == "interleaved":
         src_full = copy(src).expand(dst.shape)
     src = src_full
-    sizes, (src_strides, dst_strides) = merged_layout(dst.shape, src.stride(), dst.stride())
+    sizes, (src_strides, dst_strides), flat = flat_layout(dst.shape, src.stride(), dst.stride())
     launch(
         copy_kernel, (cdiv(numel, COPY_BLOCK),), dst, src, numel, *sizes[1:],
-        *src_strides, *dst_strides, BLOCK=COPY_BLOCK,
+        *src_strides, *dst_strides, FLAT=flat, BLOCK=COPY_BLOCK,
         bytes_moved=numel * (src.element_size() + dst.element_size()),
     )
     return dst
@@ -222,10 +245,10 @@ def fill_(dst: torch.Tensor, value: float) -> torch.Tensor:
     numel = dst.numel()
     if numel == 0:
         return dst
-    sizes, (dst_strides,) = merged_layout(dst.shape, dst.stride())
+    sizes, (dst_strides,), flat = flat_layout(dst.shape, dst.stride())
     launch(
         fill_kernel, (cdiv(numel, COPY_BLOCK),), dst, float(value), numel, *sizes[1:],
-        *dst_strides, BLOCK=COPY_BLOCK, bytes_moved=numel * dst.element_size(),
+        *dst_strides, FLAT=flat, BLOCK=COPY_BLOCK, bytes_moved=numel * dst.element_size(),
     )
     return dst
 
@@ -250,12 +273,17 @@ def _copy_specs():
     six_i64 = {f"{p}_s{i}": "i64" for p in ("src", "dst") for i in range(MAX_DIMS)}
     sizes = {"numel": "i64", **{f"size{i}": "i64" for i in range(1, MAX_DIMS)}}
     specs = []
-    for src_t, dst_t in [("fp32", "bf16"), ("fp16", "fp32"), ("i64", "i64"), ("fp64", "fp32")]:
-        sig = {"dst_ptr": "*" + dst_t, "src_ptr": "*" + src_t, **sizes, **six_i64, "BLOCK": "constexpr"}
-        specs.append(CompileSpec(copy_kernel, sig, {"BLOCK": COPY_BLOCK}, f"{src_t}->{dst_t}"))
+    flat_modes = {"FLAT": "constexpr", "BLOCK": "constexpr"}
+    for (src_t, dst_t), flat in zip([("fp32", "bf16"), ("fp16", "fp32"), ("i64", "i64"),
+                                     ("fp64", "fp32")], [False, True, False, True]):
+        sig = {"dst_ptr": "*" + dst_t, "src_ptr": "*" + src_t, **sizes, **six_i64, **flat_modes}
+        specs.append(CompileSpec(copy_kernel, sig, {"FLAT": flat, "BLOCK": COPY_BLOCK},
+                                 f"{src_t}->{dst_t}" + (" flat" if flat else "")))
     fill_sig = {"dst_ptr": "*bf16", "value": "fp64", **sizes,
-                **{f"dst_s{i}": "i64" for i in range(MAX_DIMS)}, "BLOCK": "constexpr"}
-    specs.append(CompileSpec(fill_kernel, fill_sig, {"BLOCK": COPY_BLOCK}))
+                **{f"dst_s{i}": "i64" for i in range(MAX_DIMS)}, **flat_modes}
+    for flat in (False, True):
+        specs.append(CompileSpec(fill_kernel, fill_sig, {"FLAT": flat, "BLOCK": COPY_BLOCK},
+                                 "flat" if flat else ""))
     specs.append(CompileSpec(arange_kernel, {"dst_ptr": "*i64", "start": "fp64", "step": "fp64",
                                              "numel": "i64", "BLOCK": "constexpr"},
                              {"BLOCK": COPY_BLOCK}))

@@ -33,7 +33,7 @@ from ._checks import (
 )
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, launch
-from .copy import MAX_DIMS, merged_layout, strided_offsets
+from .copy import MAX_DIMS, flat_layout, offsets_of
 
 BLOCK = 1024
 BINARY_OPS = ("add", "sub", "mul", "div")
@@ -110,19 +110,6 @@ def pow_fp(base, exponent, SCALAR_EXPONENT: tl.constexpr):
     result = tl.where(exponent == -2.0, div_rn(tl.zeros_like(base) + 1.0, base * base), result)
     is_one = (exponent == 0.0) | (base == 1.0) | ((base == -1.0) & (tl.abs(exponent) == inf))
     return tl.where(is_one, 1.0, result)
-
-
-@triton.jit
-def offsets_of(
-    linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5, FLAT: tl.constexpr
-):
-    """Memory offsets of the elements at row-major indices ``linear``; with FLAT the
-    layout merged to one dim, and only its stride ``s5`` matters."""
-    if FLAT:
-        off = linear * s5
-    else:
-        off = strided_offsets(linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5)
-    return off
 
 
 @triton.jit
@@ -339,8 +326,7 @@ def _check_out(op: str, out: torch.Tensor, *inputs: torch.Tensor) -> None:
 
 def _layout(shape, *tensors: torch.Tensor) -> tuple[list, list, bool]:
     """(sizes, [strides per tensor], FLAT) for tensors of one shape."""
-    sizes, strides = merged_layout(shape, *(t.stride() for t in tensors))
-    return sizes, strides, all(s == 1 for s in sizes[:-1])
+    return flat_layout(shape, *(t.stride() for t in tensors))
 
 
 def binary(

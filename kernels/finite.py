@@ -18,7 +18,7 @@ import triton.language as tl
 
 from ._checks import FLOAT_DTYPES, check_tensor
 from ._launch import CompileSpec, cdiv, interpreting, launch
-from .copy import MAX_DIMS, merged_layout, strided_offsets
+from .copy import MAX_DIMS, flat_layout, offsets_of
 
 BLOCK = 4096 if interpreting() else 1024
 # Interpreter: programs run one after another (~0.5 ms each), so few programs with long
@@ -51,11 +51,8 @@ def nonfinite_flag_kernel(
     for start in range(0, span, BLOCK):
         linear = pid * span + start + tl.arange(0, BLOCK)
         mask = linear < numel
-        if FLAT:
-            offsets = linear * s5
-        else:
-            offsets = strided_offsets(linear, size1, size2, size3, size4, size5,
-                                      s0, s1, s2, s3, s4, s5)
+        offsets = offsets_of(linear, size1, size2, size3, size4, size5,
+                             s0, s1, s2, s3, s4, s5, FLAT)
         x = tl.load(x_ptr + offsets, mask=mask, other=0.0)
         # NaN is the only value unequal to itself; |x| above the largest finite value
         # is +-Inf (a NaN compares false). fp16/bf16 widen to fp32 exactly.
@@ -82,8 +79,7 @@ def nonfinite_flags(x: torch.Tensor) -> torch.Tensor:
     span = cdiv(cdiv(numel, MAX_PROGRAMS), BLOCK) * BLOCK
     n_programs = cdiv(numel, span)
     flags = torch.empty((n_programs,), dtype=torch.int32, device=x.device)
-    sizes, (strides,) = merged_layout(x.shape, x.stride())
-    flat = all(size == 1 for size in sizes[:-1])
+    sizes, (strides,), flat = flat_layout(x.shape, x.stride())
     launch(nonfinite_flag_kernel, (n_programs,), flags, x, numel, span, *sizes[1:], *strides,
            FLAT=flat, BLOCK=BLOCK, flops=2 * numel,
            bytes_moved=numel * x.element_size() + 4 * n_programs)

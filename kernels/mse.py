@@ -1,8 +1,8 @@
 """Mean squared error: forward (fused reduction) and backward (one fused kernel).
 
-Forward, ``reduction='mean'|'sum'``: each program squares and sums one block of
-``input - target`` in fp32 and writes one partial; a single-program kernel then
-adds the partials in a fixed order and scales them. No N-element temporary and
+Forward, ``reduction='mean'|'sum'``: each of at most MAX_PARTIALS programs squares and
+sums a fixed, strided set of blocks of ``input - target`` in fp32 and writes one partial; a
+single-program kernel then adds the partials in a fixed order and scales them. No N-element temporary and
 no atomics, so the result is deterministic. ``reduction='none'`` writes the
 element-wise squares.
 
@@ -27,12 +27,16 @@ import triton.language as tl
 from ._checks import FLOAT_DTYPES, ShapeError, check_same_device, check_same_dtype, check_tensor
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, launch
-from .copy import MAX_DIMS, merged_layout, strided_offsets
+from .copy import MAX_DIMS, flat_layout, offsets_of
 from .elementwise import scalar_like
 
 OP = "mse_loss"
 BLOCK = 2048  # elements per program: large blocks keep the partials (and interpreter programs) few
 REDUCE_BLOCK = 1024
+# Programs of the forward reduction: each loops over blocks pid, pid + P, pid + 2P, ... so
+# the finish kernel adds at most this many partials (one REDUCE_BLOCK load). P depends only
+# on the element count, so the summation order, and the result, is fixed.
+MAX_PARTIALS = 1024
 REDUCTIONS = ("mean", "sum", "none")
 
 # reduction codes passed to the kernels
@@ -45,14 +49,15 @@ def load_diff(
     size1, size2, size3, size4, size5,
     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
-    ACC: tl.constexpr,
+    ACC: tl.constexpr, FLAT: tl.constexpr,
 ):
     """A jit helper, not a kernel: inputs[i] - targets[i] in ACC for the row-major
-    indices ``linear`` (0 where masked), each read through its own strides (6-D padded)."""
-    in_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5)
-    tg_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5)
+    indices ``linear`` (0 where masked), each read through its own strides (6-D padded;
+    FLAT: merged to one dim, see copy.offsets_of)."""
+    in_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                        in_s0, in_s1, in_s2, in_s3, in_s4, in_s5, FLAT)
+    tg_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                        tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, FLAT)
     x = tl.load(inputs + in_off, mask=mask, other=0.0).to(ACC)
     t = tl.load(targets + tg_off, mask=mask, other=0.0).to(ACC)
     return x - t
@@ -64,21 +69,27 @@ def mse_partial_kernel(
     numel, size1, size2, size3, size4, size5,
     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
-    BLOCK: tl.constexpr, ACC: tl.constexpr,
+    BLOCK: tl.constexpr, ACC: tl.constexpr, FLAT: tl.constexpr,
 ):
-    """partial[pid] = sum over this program's block of (input - target)^2.
+    """partial[pid] = sum of (input - target)^2 over blocks pid, pid + P, pid + 2P, ...
+    of BLOCK elements, P = the number of programs.
 
-    partial_ptr: (n_programs,) in ACC (fp32, or fp64 for fp64 inputs).
+    partial_ptr: (P,) in ACC (fp32, or fp64 for fp64 inputs).
     input_ptr, target_ptr: the same logical shape, any strides, padded to 6-D.
     numel: element count; size1..size5: trailing sizes of the merged 6-D shape.
+    FLAT: the layout merged to one dim (see copy.offsets_of).
     """
     pid = tl.program_id(0).to(tl.int64)
-    linear = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = linear < numel
-    diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4, size5,
-                     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
-                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC)
-    tl.store(partial_ptr + pid, tl.sum(diff * diff, axis=0))
+    step = tl.num_programs(0).to(tl.int64) * BLOCK
+    acc = tl.zeros([BLOCK], dtype=ACC)
+    for start in range(pid * BLOCK, numel, step):
+        linear = start + tl.arange(0, BLOCK)
+        mask = linear < numel
+        diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4,
+                         size5, in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
+                         tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC, FLAT)
+        acc += diff * diff
+    tl.store(partial_ptr + pid, tl.sum(acc, axis=0))
 
 
 @triton.jit
@@ -110,7 +121,7 @@ def mse_none_kernel(
     numel, size1, size2, size3, size4, size5,
     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
-    BLOCK: tl.constexpr, ACC: tl.constexpr,
+    BLOCK: tl.constexpr, ACC: tl.constexpr, FLAT: tl.constexpr,
 ):
     """out[i] = (input[i] - target[i])^2 element-wise ('none' reduction).
 
@@ -122,7 +133,7 @@ def mse_none_kernel(
     mask = linear < numel
     diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4, size5,
                      in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
-                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC)
+                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC, FLAT)
     tl.store(out_ptr + linear, cast_to(diff * diff, out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -135,7 +146,7 @@ def mse_bwd_kernel(
     go_s0, go_s1, go_s2, go_s3, go_s4, go_s5,
     scale: tl.float64,
     BLOCK: tl.constexpr, ACC: tl.constexpr, PER_ELEMENT_GRAD: tl.constexpr,
-    NEED_INPUT: tl.constexpr, NEED_TARGET: tl.constexpr,
+    NEED_INPUT: tl.constexpr, NEED_TARGET: tl.constexpr, FLAT: tl.constexpr,
 ):
     """grad_input = 2 * scale * (input - target) * g; grad_target = -grad_input.
 
@@ -151,10 +162,10 @@ def mse_bwd_kernel(
     mask = linear < numel
     diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4, size5,
                      in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
-                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC)
+                     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC, FLAT)
     if PER_ELEMENT_GRAD:
-        go_off = strided_offsets(linear, size1, size2, size3, size4, size5,
-                                 go_s0, go_s1, go_s2, go_s3, go_s4, go_s5)
+        go_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                            go_s0, go_s1, go_s2, go_s3, go_s4, go_s5, FLAT)
         g = tl.load(grad_output_ptr + go_off, mask=mask, other=0.0).to(ACC)
     else:
         g = tl.load(grad_output_ptr).to(ACC)
@@ -197,22 +208,22 @@ def mse_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") 
     if reduction == "none":
         out = torch.empty(input.shape, dtype=input.dtype, device=input.device)
         if numel:
-            sizes, (in_strides, tg_strides) = merged_layout(input.shape, input.stride(),
-                                                            target.stride())
+            sizes, (in_strides, tg_strides), flat = flat_layout(input.shape, input.stride(),
+                                                                target.stride())
             launch(mse_none_kernel, (cdiv(numel, BLOCK),), out, input, target, numel, *sizes[1:],
-                   *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc,
+                   *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc, FLAT=flat,
                    flops=2 * numel, bytes_moved=3 * numel * elem)
         return out
 
     out = torch.empty((), dtype=input.dtype, device=input.device)
-    n_partials = cdiv(numel, BLOCK)
+    n_partials = min(cdiv(numel, BLOCK), MAX_PARTIALS)
     partial_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
     partials = torch.empty((max(n_partials, 1),), dtype=partial_dtype, device=input.device)
     if n_partials:
-        sizes, (in_strides, tg_strides) = merged_layout(input.shape, input.stride(),
-                                                        target.stride())
+        sizes, (in_strides, tg_strides), flat = flat_layout(input.shape, input.stride(),
+                                                            target.stride())
         launch(mse_partial_kernel, (n_partials,), partials, input, target, numel, *sizes[1:],
-               *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc,
+               *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc, FLAT=flat,
                flops=3 * numel, bytes_moved=2 * numel * elem + n_partials * partials.element_size())
     if reduction == "mean":
         scale = 1.0 / numel if numel else float("nan")  # torch: empty mean is NaN
@@ -253,7 +264,7 @@ def mse_bwd(
     if numel == 0 or not (need_input or need_target):
         return grad_input, grad_target
     go_strides_in = grad_output.stride() if per_element else (0,) * input.dim()
-    sizes, (in_strides, tg_strides, go_strides) = merged_layout(
+    sizes, (in_strides, tg_strides, go_strides), flat = flat_layout(
         input.shape, input.stride(), target.stride(), go_strides_in)
     scale = 1.0 / numel if reduction == "mean" else 1.0
     elem = input.element_size()
@@ -266,7 +277,7 @@ def mse_bwd(
            input, target, grad_output, numel, *sizes[1:],
            *in_strides, *tg_strides, *go_strides, scale,
            BLOCK=BLOCK, ACC=_acc_dtype(input.dtype), PER_ELEMENT_GRAD=per_element,
-           NEED_INPUT=need_input, NEED_TARGET=need_target,
+           NEED_INPUT=need_input, NEED_TARGET=need_target, FLAT=flat,
            flops=(4 + n_out - 1) * numel,
            bytes_moved=(2 + n_out) * numel * elem + go_bytes)
     return grad_input, grad_target
@@ -277,19 +288,19 @@ def _specs():
     strides = {f"{p}_s{i}": "i64" for p in ("in", "tg") for i in range(MAX_DIMS)}
     go_strides = {f"go_s{i}": "i64" for i in range(MAX_DIMS)}
     specs = []
-    for dt in ("fp32", "bf16", "fp16", "fp64"):
+    for dt, flat in (("fp32", True), ("bf16", True), ("fp16", False), ("fp64", False)):
         acc = tl.float64 if dt == "fp64" else tl.float32
         acc_name = "fp64" if dt == "fp64" else "fp32"
-        const = {"BLOCK": BLOCK, "ACC": acc}
+        const = {"BLOCK": BLOCK, "ACC": acc, "FLAT": flat}
         ptrs = {"input_ptr": "*" + dt, "target_ptr": "*" + dt}
         specs.append(CompileSpec(
             mse_partial_kernel,
             {"partial_ptr": "*" + acc_name, **ptrs, **sizes, **strides, "BLOCK": "constexpr",
-             "ACC": "constexpr"}, const, dt))
+             "ACC": "constexpr", "FLAT": "constexpr"}, const, dt))
         specs.append(CompileSpec(
             mse_none_kernel,
             {"out_ptr": "*" + dt, **ptrs, **sizes, **strides, "BLOCK": "constexpr",
-             "ACC": "constexpr"}, const, dt))
+             "ACC": "constexpr", "FLAT": "constexpr"}, const, dt))
         specs.append(CompileSpec(
             mse_finish_kernel,
             {"out_ptr": "*" + dt, "partial_ptr": "*" + acc_name, "n_partials": "i32",
@@ -301,7 +312,7 @@ def _specs():
                 {"grad_input_ptr": "*" + dt, "grad_target_ptr": "*" + dt, **ptrs,
                  "grad_output_ptr": "*" + dt, **sizes, **strides, **go_strides, "scale": "fp64",
                  "BLOCK": "constexpr", "ACC": "constexpr", "PER_ELEMENT_GRAD": "constexpr",
-                 "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr"},
+                 "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr", "FLAT": "constexpr"},
                 {**const, **flags}, f"{dt},per_element={per_element}"))
     return specs
 

@@ -26,7 +26,7 @@ from ._checks import (
 )
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
-from .copy import MAX_DIMS, merged_layout, strided_offsets
+from .copy import MAX_DIMS, flat_layout, offsets_of
 
 RANDOM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 BLOCK = 4096 if interpreting() else 1024
@@ -50,12 +50,13 @@ def fill_random_kernel(
     a, b,
     numel, size1, size2, size3, size4, size5,
     s0, s1, s2, s3, s4, s5,
-    NORMAL: tl.constexpr, BLOCK: tl.constexpr,
+    NORMAL: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """out[i] = a + (b - a) * U[0, 1) (uniform) or a + b * N(0, 1) (NORMAL), where i is the
     row-major index and the draw is Philox(seed, offset + i).
 
-    out_ptr: any non-overlapping strides (6-D padded shape, see copy.strided_offsets).
+    out_ptr: any non-overlapping strides (6-D padded shape, see copy.strided_offsets;
+        FLAT: merged to one dim, see copy.offsets_of).
     state_ptr: int64 [2] = [seed, offset], read only.
     a, b: (low, high) or (mean, std).
     """
@@ -75,7 +76,7 @@ def fill_random_kernel(
         high = cast_to(tl.zeros_like(value) + b, out_ptr.dtype.element_ty)
         low = cast_to(tl.zeros_like(value) + a, out_ptr.dtype.element_ty)
         out = tl.where(out.to(tl.float32) >= high.to(tl.float32), low, out)
-    out_off = strided_offsets(linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5)
+    out_off = offsets_of(linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5, FLAT)
     tl.store(out_ptr + out_off, out, mask=mask)
 
 
@@ -90,7 +91,7 @@ def dropout_kernel(
     p, scale,
     numel, size1, size2, size3, size4, size5,
     sx0, sx1, sx2, sx3, sx4, sx5,
-    SAVE_STATE: tl.constexpr, BLOCK: tl.constexpr,
+    SAVE_STATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """y[i] = x[i] * (U_i >= p) * scale with U_i = Philox(seed, offset + i) (i row-major).
 
@@ -109,7 +110,8 @@ def dropout_kernel(
             tl.store(snapshot_ptr, seed)
             tl.store(snapshot_ptr + 1, offset)
     keep = tl.rand(seed, offset + linear) >= p
-    x_off = strided_offsets(linear, size1, size2, size3, size4, size5, sx0, sx1, sx2, sx3, sx4, sx5)
+    x_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       sx0, sx1, sx2, sx3, sx4, sx5, FLAT)
     x = tl.load(x_ptr + x_off, mask=mask, other=0.0).to(tl.float32)
     y = tl.where(keep, x * scale, 0.0)
     tl.store(y_ptr + linear, cast_to(y, y_ptr.dtype.element_ty), mask=mask)
@@ -137,9 +139,9 @@ def _fill(op: str, out: torch.Tensor, a: float, b: float, rng_state: torch.Tenso
     numel = out.numel()
     if numel == 0:
         return out
-    sizes, (strides,) = merged_layout(out.shape, out.stride())
+    sizes, (strides,), flat = flat_layout(out.shape, out.stride())
     launch(fill_random_kernel, (cdiv(numel, BLOCK),), out, rng_state, float(a), float(b),
-           numel, *sizes[1:], *strides, NORMAL=normal, BLOCK=BLOCK,
+           numel, *sizes[1:], *strides, NORMAL=normal, FLAT=flat, BLOCK=BLOCK,
            flops=(40 if normal else 20) * numel, bytes_moved=numel * out.element_size())
     _advance(rng_state, numel)
     return out
@@ -171,9 +173,9 @@ def _dropout(op, x, p, state, snapshot, save):
     if numel == 0:
         return y
     scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
-    sizes, (strides,) = merged_layout(x.shape, x.stride())
+    sizes, (strides,), flat = flat_layout(x.shape, x.stride())
     launch(dropout_kernel, (cdiv(numel, BLOCK),), x, y, state, snapshot, float(p), scale,
-           numel, *sizes[1:], *strides, SAVE_STATE=save, BLOCK=BLOCK,
+           numel, *sizes[1:], *strides, SAVE_STATE=save, FLAT=flat, BLOCK=BLOCK,
            flops=22 * numel, bytes_moved=2 * numel * x.element_size())
     return y
 
@@ -210,15 +212,17 @@ def _specs():
     for dtype, normal in (("fp32", False), ("bf16", True), ("fp16", False)):
         sig = {"out_ptr": "*" + dtype, "state_ptr": "*i64", "a": "fp32", "b": "fp32", **sizes,
                **{s.format("s"): "i64" for s in six}, "NORMAL": "constexpr",
-               "BLOCK": "constexpr"}
-        specs.append(CompileSpec(fill_random_kernel, sig, {"NORMAL": normal, "BLOCK": BLOCK},
+               "FLAT": "constexpr", "BLOCK": "constexpr"}
+        specs.append(CompileSpec(fill_random_kernel, sig,
+                                 {"NORMAL": normal, "FLAT": normal, "BLOCK": BLOCK},
                                  f"{dtype},normal={normal}"))
     for dtype, save in (("fp32", True), ("bf16", False), ("fp16", True)):
         sig = {"x_ptr": "*" + dtype, "y_ptr": "*" + dtype, "state_ptr": "*i64",
                "snapshot_ptr": "*i64", "p": "fp32", "scale": "fp32", **sizes,
                **{s.format("sx"): "i64" for s in six}, "SAVE_STATE": "constexpr",
-               "BLOCK": "constexpr"}
-        specs.append(CompileSpec(dropout_kernel, sig, {"SAVE_STATE": save, "BLOCK": BLOCK},
+               "FLAT": "constexpr", "BLOCK": "constexpr"}
+        specs.append(CompileSpec(dropout_kernel, sig,
+                                 {"SAVE_STATE": save, "FLAT": save, "BLOCK": BLOCK},
                                  f"{dtype},save={save}"))
     return specs
 
