@@ -39,7 +39,7 @@ from ._checks import (
     check_tensor,
 )
 from ._common import cast_to
-from ._tables import chunk_list, device_table
+from ._tables import multi_tensor_table
 from ._launch import CompileSpec, cdiv, interpreting, launch, runtime_device_type
 from .copy import contiguous
 
@@ -195,34 +195,45 @@ def multi_norm_finalize_kernel(
             _store_from_f32(dst, code, idx, x * coef, mask)
 
 
-def _pointer_table(srcs: list[torch.Tensor], dsts: list[torch.Tensor]) -> tuple:
-    """(table, n_tensors, n_chunks) for tensors with at least one element; the table is
-    [src ptrs | dst ptrs | numels | dtype codes | chunk tensor | chunk start]."""
-    numels = [s.numel() for s in srcs]
-    chunk_tensor, chunk_start = chunk_list(numels, CHUNK)
-    host = ([s.data_ptr() for s in srcs] + [d.data_ptr() for d in dsts] + numels
-            + [DTYPE_CODE[s.dtype] for s in srcs] + chunk_tensor + chunk_start)
-    return device_table(host, srcs[0].device), len(srcs), len(chunk_tensor)
+ELEMENT_SIZE = {0: 4, 1: 2, 2: 2}  # bytes per element of each dtype code
 
 
-def _check_multi(op: str, tensors: list[torch.Tensor]) -> None:
+def _check_one(op: str, i: int, t: object) -> None:
+    check_tensor(op, f"tensors[{i}]", t, MULTI_DTYPES)
+    if not t.is_contiguous():
+        raise LayoutError(
+            f"{op}: tensors[{i}] (shape {tuple(t.shape)}, strides {tuple(t.stride())}) "
+            "must be contiguous; the multi-tensor kernel walks each tensor as a flat array"
+        )
+
+
+def _scan(op: str, tensors: list[torch.Tensor]) -> tuple[list, list, list]:
+    """check_tensor's checks and the table columns, in one cheap pass over the list
+    (clip_grad_norm_ sees every gradient of a model on every step, and this host time is
+    most of its cost for small tensors); a tensor that fails gets the full check and its
+    precise error. Returns (ptrs, numels, dtype codes) of the non-empty tensors."""
+    on_cuda = runtime_device_type() == "cuda"
+    ptrs, numels, codes = [], [], []
+    devices = set()
     for i, t in enumerate(tensors):
-        check_tensor(op, f"tensors[{i}]", t, MULTI_DTYPES)
-        if not t.is_contiguous():
-            raise LayoutError(
-                f"{op}: tensors[{i}] (shape {tuple(t.shape)}, strides {tuple(t.stride())}) "
-                "must be contiguous; the multi-tensor kernel walks each tensor as a flat array"
-            )
-    devices = {t.device for t in tensors}
+        if not (isinstance(t, torch.Tensor) and t.dtype in DTYPE_CODE
+                and (t.is_cuda if on_cuda else t.is_cpu) and t.is_contiguous()):
+            _check_one(op, i, t)
+        devices.add(t.device)
+        n = t.numel()
+        if n:
+            ptrs.append(t.data_ptr())
+            numels.append(n)
+            codes.append(DTYPE_CODE[t.dtype])
     if len(devices) > 1:
         listed = ", ".join(str(d) for d in devices)
         raise DeviceError(f"{op}: Expected all tensors to be on the same device, but got {listed}")
+    return ptrs, numels, codes
 
 
-def _check_no_duplicates(op: str, tensors: list[torch.Tensor]) -> None:
+def _check_no_duplicates(op: str, tensors: list[torch.Tensor], ptrs: list[int]) -> None:
     """In-place scaling: each chunk is scaled by the one program that owns it, so a tensor
     listed twice would be scaled by two programs at once (a race on a GPU)."""
-    ptrs = [t.data_ptr() for t in tensors if t.numel()]
     if len(set(ptrs)) == len(ptrs):
         return
     first_index: dict[int, int] = {}
@@ -235,21 +246,30 @@ def _check_no_duplicates(op: str, tensors: list[torch.Tensor]) -> None:
             )
 
 
-def _multi_norm(op: str, srcs, dsts, norm_type: float, scale: bool, max_norm: float, eps: float,
-                out_dtype: torch.dtype = torch.float32, check=None) -> torch.Tensor:
-    """Launch the two multi-tensor kernels; returns the 0-d total norm (out_dtype).
-    ``check(norm)``, if given, runs on the norm before anything is scaled (one more
-    1-program launch of the finalize kernel, and whatever sync ``check`` does)."""
-    device = srcs[0].device if srcs else torch.device(runtime_device_type())
+def _multi_norm(op: str, tensors: list[torch.Tensor], norm_type: float, scale: bool,
+                max_norm: float, eps: float, out_dtype: torch.dtype = torch.float32,
+                check=None, dsts: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Launch the two multi-tensor kernels over ``tensors``, scaled in place when ``scale``
+    (into ``dsts`` instead when given: contiguous, like ``tensors``); returns the 0-d total
+    norm (out_dtype). ``check(norm)``, if given, runs on the norm before anything is scaled
+    (one more 1-program launch of the finalize kernel, and whatever sync ``check`` does)."""
+    ptrs, numels, codes = _scan(op, tensors)
+    dst_ptrs = ptrs
+    if dsts is not None:
+        dst_ptrs = [d.data_ptr() for s, d in zip(tensors, dsts) if s.numel()]
+    elif scale:
+        _check_no_duplicates(op, tensors, ptrs)
+    device = tensors[0].device if tensors else torch.device(runtime_device_type())
     norm = torch.zeros((), dtype=out_dtype, device=device)
-    live = [(s, d) for s, d in zip(srcs, dsts) if s.numel() > 0]
-    if not live:
+    if not ptrs:
         return norm
-    table, n_tensors, n_chunks = _pointer_table([s for s, _ in live], [d for _, d in live])
+    # table: [src ptrs | dst ptrs | numels | dtype codes | chunk tensor | chunk start]
+    table, n_tensors, n_chunks = multi_tensor_table([ptrs, dst_ptrs], numels, CHUNK, device,
+                                                    tail=codes)
     is_inf = norm_type == math.inf
     partials = torch.empty((n_chunks,), dtype=torch.float32, device=device)
-    numel = sum(s.numel() for s, _ in live)
-    read_bytes = sum(s.numel() * s.element_size() for s, _ in live)
+    numel = sum(numels)
+    read_bytes = sum(n * ELEMENT_SIZE[c] for n, c in zip(numels, codes))
     launch(multi_norm_partials_kernel, (n_chunks,), table, partials, n_tensors, n_chunks,
            IS_INF=is_inf, CHUNK=CHUNK, BLOCK=BLOCK,
            flops=2 * numel, bytes_moved=read_bytes + 4 * n_chunks)
@@ -277,9 +297,7 @@ def _check_norm_type(op: str, norm_type: float) -> float:
 def total_norm(tensors: list[torch.Tensor], norm_type: float = 2.0) -> torch.Tensor:
     """The norm of all elements of ``tensors`` together (0-d fp32); 0 for no tensors."""
     norm_type = _check_norm_type("total_norm", norm_type)
-    tensors = list(tensors)
-    _check_multi("total_norm", tensors)
-    return _multi_norm("total_norm", tensors, tensors, norm_type, False, 0.0, 0.0)
+    return _multi_norm("total_norm", list(tensors), norm_type, False, 0.0, 0.0)
 
 
 def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: float = 2.0,
@@ -292,8 +310,7 @@ def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: flo
     op = "clip_grad_norm_"
     norm_type = _check_norm_type(op, norm_type)
     tensors = list(tensors)
-    _check_multi(op, tensors)
-    _check_no_duplicates(op, tensors)
+
     def check_finite(norm: torch.Tensor) -> None:
         value = float(norm.item())  # the one allowed sync
         if math.isnan(value) or math.isinf(value):
@@ -303,7 +320,7 @@ def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: flo
                 "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
             )
 
-    return _multi_norm(op, tensors, tensors, norm_type, True, max_norm, 1e-6,
+    return _multi_norm(op, tensors, norm_type, True, max_norm, 1e-6,
                        check=check_finite if error_if_nonfinite else None)
 
 
@@ -581,7 +598,7 @@ def norm_fwd(x: torch.Tensor, p: float = 2.0, dim: int | None = None,
     dim = _check_norm_input(op, x, dim)
     if dim is None or x.dim() == 0:
         flat = _as_flat(x)
-        out = _multi_norm(op, [flat], [flat], p, False, 0.0, 0.0, out_dtype=x.dtype)
+        out = _multi_norm(op, [flat], p, False, 0.0, 0.0, out_dtype=x.dtype)
         return out.reshape([1] * x.dim()) if keepdim else out
     x3, (outer, reduce, inner), (s_outer, s_r, s_inner) = _split3_or_copy(x, dim)
     out_shape = list(x.shape[:dim]) + list(x.shape[dim + 1:])
@@ -669,7 +686,8 @@ def clip_norm_fwd(x: torch.Tensor, max_norm: float,
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     if dim is None or x.dim() == 0:
         flat = _as_flat(x)
-        norms = _multi_norm(op, [flat], [y.reshape(-1)], 2.0, True, max_norm, 0.0)
+        norms = _multi_norm(op, [flat], 2.0, True, max_norm, 0.0,
+                            dsts=[y.reshape(-1)])
         return y, norms
     x3, (outer, reduce, inner), (s_outer, s_r, s_inner) = _split3_or_copy(x, dim)
     out_shape = list(x.shape[:dim]) + list(x.shape[dim + 1:])

@@ -32,7 +32,7 @@ import triton.language as tl
 
 from ._checks import DeviceError, DTypeError, LayoutError, ShapeError, check_tensor
 from ._common import cast_to
-from ._tables import chunk_list, device_table
+from ._tables import multi_tensor_table
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from ._checks import UnsupportedError
 
@@ -203,9 +203,7 @@ def adam_kernel(
 def _table(columns: list[list[int]], numels: list[int], device) -> tuple:
     """(table, n_tensors, n_chunks); columns are the 5 pointer columns (0 = unused),
     followed by numels, chunk tensor and chunk start."""
-    chunk_tensor, chunk_start = chunk_list(numels, CHUNK)
-    host = [v for column in columns for v in column] + list(numels) + chunk_tensor + chunk_start
-    return device_table(host, device), len(numels), len(chunk_tensor)
+    return multi_tensor_table(columns, numels, CHUNK, device)
 
 
 def _check_lists(op: str, lr: torch.Tensor, params, **lists) -> None:

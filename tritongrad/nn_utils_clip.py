@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .autograd import bump_version
+from .autograd import bump_versions
 from .kernels import norm as norm_kernels
 from .tensor import Tensor
 
@@ -25,6 +25,5 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     grads = [p.grad for p in parameters if p.grad is not None]
     total = norm_kernels.clip_grad_norm_([g._data for g in grads], float(max_norm),
                                          norm_type, error_if_nonfinite)
-    for g in grads:
-        bump_version(g)
+    bump_versions(grads)
     return Tensor._wrap(total)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from ..autograd import bump_version, enable_grad
+from ..autograd import bump_version, bump_versions, enable_grad
 from ..kernels import copy as copy_kernels
 from ..kernels import optim as optim_kernels
 from ..kernels._checks import ShapeError, TritongradError
@@ -152,9 +152,7 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         for index, group in enumerate(self.param_groups):
-            params = self._step_group(group, self._sync_lr(index))
-            for p in params:
-                bump_version(p)
+            bump_versions(self._step_group(group, self._sync_lr(index)))
         return loss
 
     def _step_group(self, group: dict, lr: torch.Tensor) -> list[Tensor]:  # pragma: no cover
