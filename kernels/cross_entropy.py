@@ -10,10 +10,13 @@ Gradient (derived from the same form, with p = softmax(x) = exp(x - lse)):
   d lse / d x_c = p_c,  d x_t / d x_c = [c == t],  d mean(x) / d x_c = 1 / C
   d loss / d x_c = (1 - eps) * (p_c - [c == t]) + eps * (p_c - 1/C)
                  = p_c - (1 - eps) * [c == t] - eps / C
-The forward kernel writes this gradient, unscaled, into its own new buffer while
-the row is in registers. Backward is then one scaling launch: by grad_output /
-n_valid ('mean': d(sum_r loss_r / n_valid) / d loss_r = 1 / n_valid), by
-grad_output ('sum'), or by grad_output[r] per row ('none').
+The forward kernel writes this gradient into its own new buffer while the row is in
+registers. Backward is then one scaling launch: by grad_output / n_valid ('mean':
+d(sum_r loss_r / n_valid) / d loss_r = 1 / n_valid), by grad_output ('sum'), or by
+grad_output[r] per row ('none'). With ``prescale`` ('mean'), a one-program kernel counts
+n_valid first and the row kernel writes the gradient already divided by it, so that
+when grad_output is known to be 1 (``loss.backward()`` on the loss itself) backward has
+nothing left to do: the logits gradient costs one write, in the forward.
 
 The row kernel keeps a running max m and running sum s of exp(x - m) over
 column blocks (online softmax), so any C works; with C <= MAX_BLOCK_C the row
@@ -67,11 +70,11 @@ SCALE_BLOCK = 2048
 
 @triton.jit
 def cross_entropy_fwd_kernel(
-    loss_ptr, grad_ptr, err_flag_ptr, err_label_ptr, logits_ptr, target_ptr,
+    loss_ptr, grad_ptr, err_flag_ptr, err_label_ptr, logits_ptr, target_ptr, n_valid_ptr,
     n_cols, ignore_index, label_smoothing,
     stride_logits_row, stride_logits_col, stride_grad_row, stride_target,
     BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr, COMPUTE_GRAD: tl.constexpr,
-    HAS_SMOOTHING: tl.constexpr,
+    HAS_SMOOTHING: tl.constexpr, PRESCALE: tl.constexpr,
 ):
     """Per-row loss and (optionally) unscaled logits gradient; one program per row.
 
@@ -82,6 +85,8 @@ def cross_entropy_fwd_kernel(
     err_label_ptr: (1,) int64, one offending label.
     logits_ptr: (N, C) fp32/fp16/bf16 with strides (stride_logits_row, stride_logits_col).
     target_ptr: (N,) int64 class indices with stride stride_target.
+    n_valid_ptr: 0-d int64 count of non-ignored rows; read when PRESCALE, which divides
+        the gradient by it ('mean'; 0 when the count is 0, where every row is ignored).
     n_cols: C. ignore_index: label whose row is skipped (may be negative).
     label_smoothing: eps in [0, 1]; HAS_SMOOTHING is eps > 0.
     BLOCK_C: column block (power of two); SINGLE_BLOCK: C <= BLOCK_C.
@@ -149,10 +154,14 @@ def cross_entropy_fwd_kernel(
     if COMPUTE_GRAD:
         target_weight = 1.0 - label_smoothing
         uniform = label_smoothing / n_cols
+        row_scale = tl.where(active, 1.0, 0.0)
+        if PRESCALE:
+            n_valid = tl.load(n_valid_ptr).to(tl.float32)
+            row_scale = tl.where(n_valid > 0, row_scale / tl.maximum(n_valid, 1.0), 0.0)
         if SINGLE_BLOCK:
             # x is still in registers: the logits are read once.
             grad = tl.exp(x - lse) - tl.where(cols == target, target_weight, 0.0) - uniform
-            grad = tl.where(active, grad, 0.0)
+            grad = tl.where(active, grad * row_scale, 0.0)
             tl.store(grad_row + cols, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
         else:
             for start in range(0, n_cols, BLOCK_C):
@@ -161,8 +170,24 @@ def cross_entropy_fwd_kernel(
                 x = tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
                             other=float("-inf")).to(tl.float32)
                 grad = tl.exp(x - lse) - tl.where(c == target, target_weight, 0.0) - uniform
-                grad = tl.where(active, grad, 0.0)
+                grad = tl.where(active, grad * row_scale, 0.0)
                 tl.store(grad_row + c, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
+
+
+@triton.jit
+def count_valid_kernel(
+    n_valid_ptr, target_ptr, n_rows, ignore_index, stride_target, BLOCK: tl.constexpr,
+):
+    """n_valid = #(target != ignore_index), one program (before the row kernel, which
+    divides the 'mean' gradient by it). n_valid_ptr: 0-d int64; target_ptr: (N,) int64."""
+    offs = tl.arange(0, BLOCK)
+    count = tl.zeros([BLOCK], dtype=tl.int64)
+    for start in range(0, n_rows, BLOCK):
+        idx = start + offs
+        mask = idx < n_rows
+        target = tl.load(target_ptr + idx.to(tl.int64) * stride_target, mask=mask, other=0)
+        count += (mask & (target != ignore_index)).to(tl.int64)
+    tl.store(n_valid_ptr, tl.sum(count, axis=0))
 
 
 @triton.jit
@@ -267,10 +292,13 @@ def cross_entropy_rows(
     errors: tuple[torch.Tensor, torch.Tensor],
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
+    n_valid: torch.Tensor | None = None,
 ) -> None:
     """Launch the row kernel into given buffers: row_loss (N,) contiguous (any float
     dtype), grad_logits (N, C) with column stride 1 or None, errors from new_label_errors.
-    No host sync. The building block of cross_entropy_fwd and of chunked callers."""
+    With ``n_valid`` (0-d int64 on the device, from count_valid) the gradient comes out
+    divided by it. No host sync. The building block of cross_entropy_fwd and of chunked
+    callers."""
     check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
     check_target(logits, target)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -298,18 +326,30 @@ def cross_entropy_rows(
     # written (statistics pass, then gradient pass).
     logit_reads = 1 if single_block or not compute_grad else 2
     smoothing = label_smoothing > 0.0
+    prescale = n_valid is not None and compute_grad
     launch(
         cross_entropy_fwd_kernel, (n_rows,),
         row_loss, grad_logits if compute_grad else logits, errors[0], errors[1], logits, target,
+        n_valid if prescale else errors[1],
         n_cols, int(ignore_index), float(label_smoothing),
         logits.stride(0), logits.stride(1),
         grad_logits.stride(0) if compute_grad else 0, target.stride(0),
         BLOCK_C=block_c, SINGLE_BLOCK=single_block, COMPUTE_GRAD=compute_grad,
-        HAS_SMOOTHING=smoothing, num_warps=min(32, max(4, block_c // 512)),
+        HAS_SMOOTHING=smoothing, PRESCALE=prescale, num_warps=min(32, max(4, block_c // 512)),
         flops=n_rows * n_cols * (4 + int(smoothing) + 4 * int(compute_grad)),
         bytes_moved=n_rows * n_cols * elem * (logit_reads + int(compute_grad))
         + n_rows * (target.element_size() + row_loss.element_size()),
     )
+
+
+def count_valid(target: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
+    """0-d int64 count of labels that are not ignore_index; one single-program launch."""
+    n_valid = torch.empty((), dtype=torch.int64, device=target.device)
+    n_rows = target.shape[0]
+    launch(count_valid_kernel, (1,), n_valid, target, n_rows, int(ignore_index),
+           target.stride(0) if n_rows else 1, BLOCK=REDUCE_BLOCK,
+           flops=n_rows, bytes_moved=n_rows * target.element_size() + 8)
+    return n_valid
 
 
 def cross_entropy_reduce(
@@ -342,6 +382,7 @@ def cross_entropy_fwd(
     label_smoothing: float = 0.0,
     compute_grad: bool = True,
     check_labels: bool = True,
+    prescale: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Softmax cross-entropy of (N, C) logits against (N,) int64 labels.
 
@@ -349,7 +390,9 @@ def cross_entropy_fwd(
     'none', in the logits dtype; grad_logits is the unscaled (N, C) gradient
     p - (1-eps) onehot - eps/C (zero on ignored rows) in a new buffer, or None when
     compute_grad is False; n_valid is the 0-d int64 count of non-ignored rows (None
-    for 'none'). check_labels=True syncs once to raise OutOfRangeError on a label
+    for 'none'). With ``prescale`` and 'mean', grad_logits comes already divided by
+    n_valid: it is then d loss / d logits itself, and cross_entropy_bwd(..., 'sum')
+    scales it by grad_output alone. check_labels=True syncs once to raise OutOfRangeError on a label
     outside [0, C); check_labels=False skips the sync (for benchmarking).
     Logits of any strides are read in place; arithmetic is fp32.
     """
@@ -363,8 +406,10 @@ def cross_entropy_fwd(
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=device) \
         if compute_grad else None
     errors = new_label_errors(device)
+    n_valid = count_valid(target, ignore_index) \
+        if prescale and compute_grad and reduction == "mean" and n_rows else None
     cross_entropy_rows(logits, target, row_loss, grad_logits, errors, ignore_index,
-                       label_smoothing)
+                       label_smoothing, n_valid=n_valid)
     if check_labels and n_rows:
         raise_on_label_errors(errors)
     if reduction == "none":
@@ -422,20 +467,23 @@ def cross_entropy_bwd(
 def _specs():
     specs = []
     for dt in ("fp32", "bf16", "fp16"):
-        for single, compute_grad, smoothing in [(True, True, False), (False, True, True),
-                                                (True, False, True), (False, False, False)]:
+        for single, compute_grad, smoothing, prescale in [
+                (True, True, False, True), (False, True, True, True),
+                (True, False, True, False), (False, False, False, False)]:
             sig = {"loss_ptr": "*fp32", "grad_ptr": "*" + dt, "err_flag_ptr": "*i32",
                    "err_label_ptr": "*i64", "logits_ptr": "*" + dt, "target_ptr": "*i64",
-                   "n_cols": "i32", "ignore_index": "i64", "label_smoothing": "fp32",
+                   "n_valid_ptr": "*i64", "n_cols": "i32", "ignore_index": "i64", "label_smoothing": "fp32",
                    "stride_logits_row": "i64", "stride_logits_col": "i64",
                    "stride_grad_row": "i64", "stride_target": "i64",
                    "BLOCK_C": "constexpr", "SINGLE_BLOCK": "constexpr",
-                   "COMPUTE_GRAD": "constexpr", "HAS_SMOOTHING": "constexpr"}
+                   "COMPUTE_GRAD": "constexpr", "HAS_SMOOTHING": "constexpr",
+                   "PRESCALE": "constexpr"}
             const = {"BLOCK_C": 1024 if single else MAX_BLOCK_C, "SINGLE_BLOCK": single,
-                     "COMPUTE_GRAD": compute_grad, "HAS_SMOOTHING": smoothing}
+                     "COMPUTE_GRAD": compute_grad, "HAS_SMOOTHING": smoothing,
+                     "PRESCALE": prescale}
             specs.append(CompileSpec(cross_entropy_fwd_kernel, sig, const,
                                      f"{dt},single={single},grad={compute_grad},"
-                                     f"smooth={smoothing}"))
+                                     f"smooth={smoothing},prescale={prescale}"))
         specs.append(CompileSpec(
             cross_entropy_reduce_kernel,
             {"loss_ptr": "*" + dt, "n_valid_ptr": "*i64", "row_loss_ptr": "*fp32",
@@ -449,6 +497,10 @@ def _specs():
                  "n_valid_ptr": "*i64", "numel": "i64", "n_cols": "i64",
                  "stride_grad_output": "i64", "BLOCK": "constexpr", "MODE": "constexpr"},
                 {"BLOCK": SCALE_BLOCK, "MODE": mode}, f"{dt},mode={mode}"))
+    specs.append(CompileSpec(
+        count_valid_kernel,
+        {"n_valid_ptr": "*i64", "target_ptr": "*i64", "n_rows": "i32", "ignore_index": "i64",
+         "stride_target": "i64", "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK}))
     return specs
 
 

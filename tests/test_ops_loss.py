@@ -90,6 +90,55 @@ def test_cross_entropy_retain_graph_and_no_grad_paths():
         assert not losses.cross_entropy(logits, target).requires_grad
 
 
+def _ce_backward_pair(x, target, reduction, hook=None, **kw):
+    """(ours, torch's) logits gradient after ``loss.backward()`` with the implicit one."""
+    ours = tg.from_torch(x.clone()).requires_grad_()
+    loss = losses.cross_entropy(ours, tg.from_torch(target), reduction=reduction, **kw)
+    if hook is not None:
+        loss.register_hook(hook)
+    loss.backward()
+    ref = x.clone().requires_grad_()
+    ref_loss = F.cross_entropy(ref, target, reduction=reduction, **kw)
+    if hook is not None:
+        ref_loss.register_hook(lambda g: g * 3.0)
+    ref_loss.backward()
+    return ours.grad, ref.grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_backward_of_the_loss_itself_hands_over_the_forward_gradient(
+        dtype, reduction):
+    """loss.backward(): the forward's gradient (divided by the valid-row count for 'mean')
+    becomes logits.grad with no backward launch and no copy."""
+    x = (3 * torch.randn(5, 37)).to(dtype)
+    target = labels(5, 37, ignored=(3,))
+    ours, ref = _ce_backward_pair(x, target, reduction, label_smoothing=0.1)
+    assert_close(ours, ref, dtype=dtype)
+    logits = tg.from_torch(x.clone()).requires_grad_()
+    loss = losses.cross_entropy(logits, tg.from_torch(target), reduction=reduction)
+    with recorded_launches() as launches:
+        loss.backward()
+    assert [info.kernel_name for info in launches] == ["fill_kernel"]  # the seed alone
+
+
+def test_cross_entropy_all_rows_ignored_and_a_hook_on_the_loss():
+    x = torch.randn(3, 6)
+    ours, ref = _ce_backward_pair(x, torch.full((3,), -100), "mean")
+    assert torch.equal(ours.torch(), torch.zeros_like(x)) and torch.equal(ref, ours.torch())
+
+    # a hook that writes into the seed in place: the one is no longer known, and the
+    # gradient is scaled by what the hook left there
+    def triple_in_place(g):
+        g.mul_(3.0)
+
+    target = labels(3, 6)
+    ours, ref = _ce_backward_pair(x, target, "mean", hook=triple_in_place)
+    assert_close(ours, ref, dtype=torch.float32)
+    ours, ref = _ce_backward_pair(x, target, "sum", hook=lambda g: g * 3.0)
+    assert_close(ours, ref, dtype=torch.float32)
+
+
 def test_cross_entropy_label_errors_and_check_switch(monkeypatch):
     logits = tg.randn(3, 10, requires_grad=True)
     with pytest.raises(tg.OutOfRangeError, match=r"Target 10 is out of bounds\."):

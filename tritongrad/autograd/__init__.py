@@ -39,6 +39,7 @@ def _root_grads(outputs: list, grad_outputs: list) -> list:
             if out.numel() != 1:
                 raise AutogradError("grad can be implicitly created only for scalar outputs")
             grad = Tensor._wrap(full(tuple(out.shape), 1.0, out.dtype, out._data.device))
+            grad._implicit_one_version = grad._data._version
             owned = True
         else:
             if not isinstance(grad, Tensor):
@@ -89,6 +90,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
     return tuple(result)
 
 
+def is_implicit_seed(grad) -> bool:
+    """True for the gradient that ``backward()`` made itself for a scalar output (a one),
+    unchanged since (a hook may write into it): its value is known on the host, so a node
+    receiving it can skip scaling by it, with no read of the device."""
+    version = getattr(grad, "_implicit_one_version", None)
+    return version is not None and version == grad._data._version
+
+
 def bump_version(t) -> None:
     """Record an in-place kernel write into ``t`` (a tg Tensor or torch tensor):
     Triton writes do not bump torch's version counter, so we do. The counter
@@ -97,3 +106,19 @@ def bump_version(t) -> None:
 
     data = t if isinstance(t, torch.Tensor) else t._data
     torch.autograd.graph.increment_version(data)
+
+
+def bump_versions(tensors) -> None:
+    """bump_version for many tensors at once: one call into torch for a whole list (a
+    clip or an optimizer step writes every parameter or gradient of a model), where torch
+    accepts a list (2.5 and later), else one call per tensor."""
+    import torch
+
+    data = [t if isinstance(t, torch.Tensor) else t._data for t in tensors]
+    if not data:
+        return
+    try:
+        torch.autograd.graph.increment_version(data)
+    except TypeError:  # an older torch takes one tensor per call
+        for d in data:
+            torch.autograd.graph.increment_version(d)

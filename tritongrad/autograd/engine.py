@@ -272,6 +272,7 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
                 incoming = {_storage_key(g) for g in grads if g is not None}
                 incoming.update(saved.untyped_storage().data_ptr() for saved in _saved_data(node))
                 born_after = next(_births)
+                node.graph_retained = retain_graph
                 results = _run_node(node, grads)
                 for observer in list(backward_observers):
                     observer(node, grads, results)

@@ -77,6 +77,9 @@ class Node:
         self.tensor_pre_hooks: dict[int, list] = {}  # output_nr -> hooks of non-leaf outputs
         self.retained: dict[int, weakref.ref] = {}  # output_nr -> non-leaf that retain_grad()'ed
         self.forward_trace = None  # set by anomaly mode
+        # Set by the engine for each backward run: False when this node is freed right
+        # after it runs (retain_graph=False), which lets it hand out its private buffers.
+        self.graph_retained = True
 
     def name(self) -> str:
         return type(self).__name__
@@ -124,6 +127,7 @@ class FunctionCtx(Node):
         super().__init__()
         self._function_cls = function_cls
         self._saved: list | None = []
+        self._private: list | None = []
         self._released = False
         self.needs_input_grad: tuple = ()
         self.non_differentiable: set = set()
@@ -166,6 +170,33 @@ class FunctionCtx(Node):
             out.append(Tensor._wrap(s.data))
         return tuple(out)
 
+    def save_private(self, *tensors) -> None:
+        """Keep tensors that only this node can see (buffers its forward made, such as a
+        gradient computed ahead of backward): no version check, since nobody else can write
+        them; freed with the graph, as saved tensors are; and ``take_private`` may hand one
+        out of backward as a gradient, with no copy, when the graph is not retained."""
+        self._private = [None if t is None else t._data for t in tensors]
+
+    @property
+    def private_tensors(self) -> tuple:
+        from ..tensor import Tensor
+
+        if self._released:
+            raise AutogradError(SECOND_BACKWARD)
+        return tuple(None if d is None else Tensor._wrap(d) for d in self._private or ())
+
+    def take_private(self, index: int):
+        """Private tensor ``index`` as a new Tensor for backward to return as a gradient,
+        when this backward run frees the graph (retain_graph=False): nothing else will read
+        it again, so its consumer may own it (a leaf keeps it as ``.grad``). None when the
+        graph is retained, or when it was taken already."""
+        from ..tensor import Tensor
+
+        if self.graph_retained or self._released or not self._private:
+            return None
+        data, self._private[index] = self._private[index], None
+        return None if data is None else Tensor._wrap(data)
+
     def mark_non_differentiable(self, *tensors) -> None:
         self.non_differentiable.update(id(t) for t in tensors)
 
@@ -185,8 +216,10 @@ class FunctionCtx(Node):
         return len(self.output_meta)
 
     def release(self) -> None:
-        if self._saved:  # None marks freed saved tensors; a node that saved none can rerun
+        # None marks freed saved tensors; a node that saved none can rerun
+        if self._saved or self._private:
             self._saved = None
+        self._private = None
         self._released = True
 
     def apply(self, grad_outputs: list) -> tuple:

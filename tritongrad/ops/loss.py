@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..autograd import is_implicit_seed
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels import cross_entropy as ce
@@ -77,26 +78,35 @@ class CrossEntropy(Function):
 
     loss_r = (1-eps)(lse_r - x_{r,t_r}) + eps (lse_r - mean_c x_{r,c}), 0 on ignored rows;
     dloss_r/dx_{r,c} = softmax(x_r)_c - (1-eps)[c == t_r] - eps/C. The forward kernel
-    writes that (unscaled) gradient; backward multiplies it by grad / n_valid ('mean'),
-    grad ('sum') or grad[r] ('none'), into a new buffer so retain_graph works."""
+    writes that gradient into a buffer private to the node, already divided by n_valid for
+    'mean' (a count kernel runs first), so for 'mean' and 'sum' it is d loss / d logits.
+    Backward multiplies it by grad (grad[r] per row for 'none') into a new buffer, so
+    retain_graph works; when grad is backward()'s own implicit one and the graph is being
+    freed, backward returns the buffer itself: the gradient costs no launch at all."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, target: Tensor, ignore_index: int, reduction: str,
                 label_smoothing: float, compute_grad: bool = True) -> Tensor:
         ctx.reduction = reduction
-        loss, grad_logits, n_valid = ce.cross_entropy_fwd(
+        loss, grad_logits, _ = ce.cross_entropy_fwd(
             logits._data, target._data, ignore_index, reduction, label_smoothing,
-            compute_grad=compute_grad, check_labels=CHECK_LABELS)
+            compute_grad=compute_grad, check_labels=CHECK_LABELS, prescale=True)
         if compute_grad:
-            ctx.save_for_backward(Tensor._wrap(grad_logits), _wrap(n_valid))
+            ctx.save_private(Tensor._wrap(grad_logits))
         return Tensor._wrap(loss)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        grad_logits, n_valid = ctx.saved_tensors
-        scaled = ce.cross_entropy_bwd(grad._data, grad_logits._data,
-                                      None if n_valid is None else n_valid._data, ctx.reduction)
-        return Tensor._wrap(scaled), None, None, None, None, None
+        none = (None,) * 5
+        if ctx.reduction != "none" and is_implicit_seed(grad):
+            given = ctx.take_private(0)  # d loss / d logits itself, times one
+            if given is not None:
+                return (given,) + none
+        (grad_logits,) = ctx.private_tensors
+        # 'mean' and 'sum': the buffer is d loss / d logits, so scale by grad alone ('sum')
+        mode = "none" if ctx.reduction == "none" else "sum"
+        scaled = ce.cross_entropy_bwd(grad._data, grad_logits._data, None, mode)
+        return (Tensor._wrap(scaled),) + none
 
 
 def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100,
