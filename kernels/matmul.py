@@ -62,6 +62,8 @@ def _configs() -> list:
     shapes = [
         # BLOCK_M, BLOCK_N, BLOCK_K, num_stages, num_warps
         (128, 256, 64, 3, 8),
+        (256, 128, 64, 3, 8),
+        (128, 256, 64, 4, 8),
         (128, 128, 64, 4, 8),
         (128, 128, 64, 3, 4),
         (128, 64, 32, 4, 4),
@@ -97,6 +99,9 @@ def _prune_configs(configs: list, named_args: dict, **kwargs) -> list:
     # benchmarking runs the kernel many times; with ACCUMULATE that would add up
     restore_value=["c_ptr", "rowsum_ptr"],
 )
+# K a multiple of BLOCK_K: the K loop's loads need no K mask (only the loop-invariant
+# row and column masks), which keeps the pipelined loads simple.
+@triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})
 @triton.jit
 def matmul_kernel(
     a_ptr, b_ptr, c_ptr, bias_ptr, a_mask_ptr, rowsum_ptr,
@@ -110,7 +115,7 @@ def matmul_kernel(
     ROW_SUM: tl.constexpr, ACCUMULATE: tl.constexpr,
     INPUT_PRECISION: tl.constexpr, UPCAST: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    GROUP_M: tl.constexpr,
+    GROUP_M: tl.constexpr, EVEN_K: tl.constexpr,
 ):
     """C[b] = epilogue(A'[b] @ B[b]), A' = (a_mask <= 0 ? 0 : A) when HAS_A_MASK, else A.
 
@@ -157,14 +162,20 @@ def matmul_kernel(
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         row_acc = tl.zeros((BLOCK_M,), dtype=tl.float32)
     for k in range(0, tl.cdiv(K, BLOCK_K)):
-        mask_k = offs_k < K - k * BLOCK_K
-        a = tl.load(a_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
-        b = tl.load(b_ptrs, mask=mask_k[:, None] & mask_n[None, :], other=0.0)
+        if EVEN_K:
+            a_mask = mask_m[:, None]
+            b_mask = mask_n[None, :]
+        else:
+            mask_k = offs_k < K - k * BLOCK_K
+            a_mask = mask_m[:, None] & mask_k[None, :]
+            b_mask = mask_k[:, None] & mask_n[None, :]
+        a = tl.load(a_ptrs, mask=a_mask, other=0.0)
+        b = tl.load(b_ptrs, mask=b_mask, other=0.0)
         if UPCAST:
             a = a.to(tl.float32)
             b = b.to(tl.float32)
         if HAS_A_MASK:
-            gate = tl.load(m_ptrs, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
+            gate = tl.load(m_ptrs, mask=a_mask, other=0.0)
             # compare in fp32 (fp64 stays fp64): the interpreter compares bf16 wrongly
             # (a negative bf16 gate read as positive)
             a = tl.where(upcast(gate) <= 0, 0.0, a).to(a.dtype)
@@ -405,7 +416,7 @@ def _matmul_specs() -> list:
             **{name: "constexpr" for name in flags},
             "INPUT_PRECISION": "constexpr", "UPCAST": "constexpr",
             "BLOCK_M": "constexpr", "BLOCK_N": "constexpr", "BLOCK_K": "constexpr",
-            "GROUP_M": "constexpr",
+            "GROUP_M": "constexpr", "EVEN_K": "constexpr",
         }
         # the GPU's largest config that fits this dtype's tiles in shared memory
         blocks = (64, 64, 32) if dtype == torch.float64 else (128, 128, 64)
@@ -413,6 +424,8 @@ def _matmul_specs() -> list:
             **{name: name in on for name in flags},
             "INPUT_PRECISION": precision, "UPCAST": False,
             "BLOCK_M": blocks[0], "BLOCK_N": blocks[1], "BLOCK_K": blocks[2], "GROUP_M": 8,
+            # both loop bodies: the masked one for the plain dtypes, the unmasked for the fused
+            "EVEN_K": bool(on),
         }
         # .fn: the jit function under the autotuner (CompileSpec.jit_function stops at the
         # Autotuner, which also has arg_names)
