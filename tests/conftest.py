@@ -1,13 +1,56 @@
 import os
+import sys
 
 # tritongrad picks the device itself; importing it first switches Triton's
 # interpreter on (no GPU) before any kernel module is defined.
 import tritongrad  # noqa: F401
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 DEVICE = tritongrad.device()
 FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+# --- test tensors live on tritongrad's device ----------------------------------------------
+# Tests build their inputs and torch references with plain ``torch.randn(...)``,
+# ``torch.tensor(...)``, ``torch.zeros(...)``. On a GPU those must be on cuda, as tritongrad
+# refuses (rightly) a torch tensor on another device. This mode gives every such call made
+# *from a file under tests/* the device tritongrad computes on, unless the call names one.
+# Why not ``torch.set_default_device``:
+#  - random draws are made on the CPU and then moved, so a GPU run sees the very numbers the
+#    CPU suite sees (inputs chosen away from kinks and ties stay so), and a CPU
+#    ``torch.Generator`` passed to ``torch.randn`` still works (a cuda draw refuses one);
+#  - calls from tritongrad, kernels/, torch itself or any other library keep torch's own
+#    default (cpu): the product must work for users who never set a default device, and a
+#    library call that forgets ``device=`` must fail here as it would for them.
+# A test that needs a tensor elsewhere (a foreign device for a DeviceError) names it.
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_RANDOM_CONSTRUCTORS = {torch.rand, torch.randn, torch.randint, torch.randperm}
+_CONSTRUCTORS = _RANDOM_CONSTRUCTORS | {
+    torch.tensor, torch.as_tensor, torch.asarray, torch.scalar_tensor, torch.empty,
+    torch.empty_strided, torch.zeros, torch.ones, torch.full, torch.arange, torch.linspace,
+    torch.logspace, torch.eye, torch.tril_indices, torch.triu_indices,
+}
+
+
+class _TestTensorsOnDevice(TorchFunctionMode):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if (func in _CONSTRUCTORS and kwargs.get("device") is None and "out" not in kwargs
+                and sys._getframe(1).f_code.co_filename.startswith(_TESTS_DIR)):
+            if func not in _RANDOM_CONSTRUCTORS:
+                kwargs["device"] = DEVICE
+                return func(*args, **kwargs)
+            requires_grad = kwargs.pop("requires_grad", False)
+            return func(*args, **kwargs).to(DEVICE).requires_grad_(requires_grad)
+        return func(*args, **kwargs)
+
+
+if DEVICE.type != "cpu":
+    # entered once per (xdist worker) process, before any test module is collected, so
+    # module-level tensors and parametrize values are covered too
+    _TestTensorsOnDevice().__enter__()
 
 
 @pytest.fixture(autouse=True)

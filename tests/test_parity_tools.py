@@ -33,6 +33,7 @@ from tritongrad.testing import ParityError, assert_parity
 from tritongrad.testing.cases import (BF16, FP16, FP32, FP64, ParityCase, all_cases, builtin_cases,
                                       randn, select, spec)
 from tritongrad.testing.gradcheck import GradcheckError, NoFloat64Error, gradcheck
+from tritongrad.testing.parity import random_grad_outputs
 from tritongrad.testing.report import format_table, main as report_main, run_report
 from tritongrad.testing.shadow import ShadowMismatch, shadow
 
@@ -131,10 +132,12 @@ def test_assert_parity_names_the_wrong_gradient_and_its_worst_element(fn_cls):
     assert [c.name for c in failed] == [f"grad of input {bad}"]  # forward and the rest pass
     worst = failed[0]
 
-    # The same gradients in torch: the reference's, and the planted bug's
-    leaves = [t.clone().requires_grad_(True) for t in (x, w, b)]
+    # The same gradients in torch, on the device assert_parity ran torch on: the
+    # reference's, and the planted bug's
+    leaves = [t.to(tg.device(), copy=True).requires_grad_(True) for t in (x, w, b)]
     out = torch_F.linear(*leaves)
-    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1234))
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(1234),
+                           device="cpu").to(out.device)  # as random_grad_outputs draws it
     ref = torch.autograd.grad(out, leaves, grad_out)[bad]
     buggy = ref.T if fn_cls is LinearTransposedWeightGrad else 2 * ref
     excess = (buggy - ref).abs() - (1e-5 + 1e-5 * ref.abs())
@@ -166,6 +169,24 @@ def test_assert_parity_passes_the_correct_op():
     comparisons = assert_parity(nn.functional.linear, torch_F.linear, x, w, b)
     assert [c.name for c in comparisons] == ["output 0", "grad of input 0", "grad of input 1",
                                              "grad of input 2"]
+
+
+def test_assert_parity_takes_cpu_inputs_whatever_the_device():
+    # a user's torch tensors may be on the CPU while tritongrad computes on cuda: torch's
+    # side then runs on tritongrad's device, on the same values
+    x, grad = torch.randn(3, 4, device="cpu"), torch.randn(3, 4, device="cpu")
+    comparisons = assert_parity(lambda t: t * 2.0, lambda t: t * 2.0, x, grad_outputs=[grad])
+    assert [c.name for c in comparisons] == ["output 0", "grad of input 0"]
+
+
+def test_default_grad_outputs_follow_each_output():
+    outputs = (torch.zeros(2, 3, device="meta", requires_grad=True),  # a device of its own
+               torch.zeros(4, dtype=torch.float16, requires_grad=True),
+               torch.zeros(2))  # needs no gradient
+    grads = random_grad_outputs(outputs)
+    assert [(g.device, g.dtype, g.shape) for g in grads[:2]] == [
+        (o.device, o.dtype, o.shape) for o in outputs[:2]]
+    assert grads[2] is None
 
 
 # --- the parity report ---------------------------------------------------------------------------

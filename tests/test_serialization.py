@@ -38,15 +38,17 @@ SPECIALS = [0.0, -0.0, 1.0, -2.5, float("inf"), float("-inf"), float("nan"), 1e-
                                    torch.int64, torch.int32, torch.int16, torch.int8,
                                    torch.uint8, torch.bool], ids=str)
 def test_every_dtype_round_trips_bit_exactly(tmp_path, dtype):
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(0)  # host data: "torch" round trips a CPU tensor
     if dtype.is_floating_point:
-        values = torch.cat([torch.tensor(SPECIALS), torch.randn(40, generator=generator)])
+        values = torch.cat([torch.tensor(SPECIALS, device="cpu"),
+                            torch.randn(40, generator=generator, device="cpu")])
         host = values.to(dtype)
     elif dtype == torch.bool:
-        host = torch.rand(49, generator=generator) > 0.5
+        host = torch.rand(49, generator=generator, device="cpu") > 0.5
     else:
         info = torch.iinfo(dtype)
-        host = torch.randint(info.min, info.max, (49,), generator=generator, dtype=dtype)
+        host = torch.randint(info.min, info.max, (49,), generator=generator, dtype=dtype,
+                             device="cpu")
     on_device = host.to(DEVICE)
     tensor = tg.from_torch(on_device.reshape(7, 7))
     obj = {"matrix": tensor, "transposed": tensor.T, "scalar": tg.from_torch(on_device[3]),

@@ -231,9 +231,11 @@ def test_to_accepts_torch_argument_forms():
 
 
 def test_repr_iteration_and_truth_of_empty_and_0d_tensors():
-    assert repr(tg.zeros(0, 3)) == "tensor([], size=(0, 3))"
-    assert repr(tg.zeros(0)) == "tensor([])"
-    assert repr(tg.tensor(3.5)) == "tensor(3.5)"
+    # as torch: the device is shown unless it is the CPU
+    device = "" if tg.device().type == "cpu" else f", device='{tg.device()}'"
+    assert repr(tg.zeros(0, 3)) == f"tensor([], size=(0, 3){device})"
+    assert repr(tg.zeros(0)) == f"tensor([]{device})"
+    assert repr(tg.tensor(3.5)) == f"tensor(3.5{device})"
     with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
         list(tg.tensor(1.0))
     assert [t.item() for t in tg.tensor([1.0, 2.0])] == [1.0, 2.0]

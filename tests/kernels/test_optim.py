@@ -132,7 +132,7 @@ def test_lr_is_read_from_the_device():
     params = [torch.zeros(4, device=DEVICE)]
     lr = torch.full((1,), 1.0, device=DEVICE)
     optim_kernels.sgd_step_(params, [torch.ones(4, device=DEVICE)], None, None, lr)
-    lr.copy_(torch.tensor([0.25]))  # what a scheduler does: a host->device copy
+    lr.copy_(torch.tensor([0.25], device="cpu"))  # what a scheduler does: a host->device copy
     optim_kernels.sgd_step_(params, [torch.ones(4, device=DEVICE)], None, None, lr)
     assert_close(params[0], torch.full((4,), -1.25), dtype=torch.float32)
 

@@ -11,9 +11,10 @@ Function without a case here, so a new op cannot land without one.
 ``apply``: torch tensors (float tensors are cast to the row's dtype and become
 differentiable leaves; wrap one in ``parity.constant`` to keep it out of the
 backward), plus plain values (dims, reductions, scalars) passed unchanged.
-Values are drawn in fp32 from the seeded generator, so every run sees the same
-numbers. Shapes are small and blocks large: the report must run in well under
-two minutes through the CPU interpreter.
+Values are drawn in fp32 on the CPU from the seeded generator, so every run on every
+device sees the same numbers (``run_parity`` moves them to tritongrad's device).
+Shapes are small and blocks large: the report must run in well under two minutes
+through the CPU interpreter.
 
 Extra case modules (a user's ops, the planted-bug tests) define ``CASES = [...]``
 and are loaded with ``--cases MODULE`` or ``TRITONGRAD_PARITY_CASES=mod1,mod2``.
@@ -120,16 +121,16 @@ class ParityCase:
 
 
 def randn(g: torch.Generator, shape: tuple) -> torch.Tensor:
-    return torch.randn(shape, generator=g)
+    return torch.randn(shape, generator=g, device="cpu")
 
 
 def positive(g: torch.Generator, shape: tuple) -> torch.Tensor:
     """Uniform in [0.5, 1.5): away from log/sqrt/div singularities."""
-    return torch.rand(shape, generator=g) + 0.5
+    return torch.rand(shape, generator=g, device="cpu") + 0.5
 
 
 def labels(g: torch.Generator, n_rows: int, n_classes: int, ignored: int | None = None):
-    target = torch.randint(0, n_classes, (n_rows,), generator=g)
+    target = torch.randint(0, n_classes, (n_rows,), generator=g, device="cpu")
     if ignored is not None and n_rows > 1:
         target[1] = ignored
     return target

@@ -89,8 +89,8 @@ def _compare_values(name: str, actual: torch.Tensor, expected: torch.Tensor, rto
     allowed = atol + rtol * e.abs().nan_to_num(posinf=0.0, neginf=0.0)
     excess = diff - allowed
     flat = int(torch.argmax(excess.flatten()))
-    worst = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), a.shape)) \
-        if a.dim() else ()
+    flat_index = torch.tensor(flat, device="cpu")  # a and e are host copies
+    worst = tuple(int(i) for i in torch.unravel_index(flat_index, a.shape)) if a.dim() else ()
     # |torch| = 0: rel is 0 where ours is 0 too, inf otherwise (not diff / 1e-30)
     rel = torch.where(diff == 0, torch.zeros_like(diff), diff / e.abs())
     rel = torch.where(rel.isnan(), torch.full_like(rel, float("inf")), rel)  # NaN vs a number

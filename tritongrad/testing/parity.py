@@ -64,13 +64,15 @@ def _as_tuple(x) -> tuple:
 
 def random_grad_outputs(outputs: tuple, seed: int = 1234) -> list:
     """Seeded random cotangents (not ones), so a backward that ignores its
-    incoming gradient is caught."""
+    incoming gradient is caught. Each lies on its output's device; the draw is made
+    on the CPU, so every device sees the same values."""
     generator = torch.Generator().manual_seed(seed)
     grads = []
     for out in outputs:
         if isinstance(out, torch.Tensor) and out.is_floating_point() and out.requires_grad:
-            draw = torch.randn(out.shape, generator=generator, dtype=torch.float32)
-            grads.append(draw.to(out.dtype))
+            draw = torch.randn(out.shape, generator=generator, dtype=torch.float32,
+                               device="cpu")
+            grads.append(draw.to(out.device, out.dtype))
         else:
             grads.append(None)
     return grads
@@ -87,7 +89,11 @@ def run_parity(
     tf32: bool = False,
     check_grads: bool = True,
 ) -> list[Comparison]:
-    """Run both frameworks and return one Comparison per output and per input gradient."""
+    """Run both frameworks and return one Comparison per output and per input gradient.
+
+    torch runs on tritongrad's device: inputs and ``grad_outputs`` on another device (CPU
+    tensors on a GPU machine, numpy arrays) are copied there first, so both sides see the
+    same values on the same hardware."""
     import tritongrad as tg
 
     device = tg.device()
