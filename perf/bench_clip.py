@@ -43,11 +43,16 @@ def run(h: Harness) -> None:
 
     numel = sum(g.numel() for g in grads)
     case = f"{len(sizes)} tensors, {numel / 1e6:.1f}M fp32"
-    ms_ours, ms_torch = h.time_ms(ours), h.time_ms(theirs)
+    # What a training loop pays: calls back to back, host work included (for 200 small
+    # tensors that is most of the cost); the target is judged on it. Device time alone next.
+    ms_ours, ms_torch = h.loop_ms(ours, 50), h.loop_ms(theirs, 50)
     launches = h.tg_launches(ours)
-    h.add("clip_grad_norm_", case, "ms", ms_ours, ms_torch, higher_is_better=False,
+    h.add("clip_grad_norm_", case, "ms (loop)", ms_ours, ms_torch, higher_is_better=False,
           target=2.0, launches_tritongrad=launches, launches_torch=h.torch_launches(theirs),
           gbps_tritongrad=3 * 4 * numel / (ms_ours * 1e6),
-          note="target: >= 2x torch foreach, 2 launches")
+          note="target: >= 2x torch foreach, 2 launches; back-to-back calls, host included")
+    dev_ours, dev_torch = h.time_ms(ours), h.time_ms(theirs)
+    h.add("clip_grad_norm_", case, "ms (device)", dev_ours, dev_torch, higher_is_better=False,
+          gbps_tritongrad=3 * 4 * numel / (dev_ours * 1e6))
     h.add("clip_grad_norm_", case, "launches", launches, h.torch_launches(theirs),
           higher_is_better=False)

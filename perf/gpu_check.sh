@@ -6,8 +6,9 @@
 #   1. targets: `perf/run.py --targets`, only the benchmark cases that carry an issue's
 #      target (matmul 4096^3, cross-entropy 8192x32768, clip over 200 tensors, ReLU/MSE at
 #      2^26, the MLP step at batch 128): <device>-targets-<date>.json/.md
-#   2. tests:   the CUDA test suite, the GPU-only tests first (TEST_PATHS)
-#   3. perf:    the full perf suite: <device>-<date>.json/.md and the plots
+#   2. explore: `perf/explore.py`, tuning sweeps (only when PHASES names it): explore.md
+#   3. tests:   the CUDA test suite, the GPU-only tests first (TEST_PATHS)
+#   4. perf:    the full perf suite: <device>-<date>.json/.md and the plots
 #
 #   bash perf/gpu_check.sh                          # all three, 450 s
 #   PHASES="targets tests" TOTAL_BUDGET=380 bash perf/gpu_check.sh
@@ -125,6 +126,12 @@ PYEOF
     timeout -s INT --kill-after=20 "$TARGETS_LIMIT" $PY perf/run.py --targets \
       --budget "$TARGETS_BUDGET" --out "$RUN_DIR"
     echo "perf targets exit code: $?"
+  fi
+
+  if has_phase explore; then
+    echo "== explore (limit ${EXPLORE_LIMIT:-150}s, at $(elapsed)s)"
+    timeout -s INT --kill-after=10 "${EXPLORE_LIMIT:-150}" $PY perf/explore.py --out "$RUN_DIR"
+    echo "explore exit code: $?"
   fi
 
   # The perf suite's reserve comes off first; the tests get what is left (less 20 s for
