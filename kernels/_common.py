@@ -3,15 +3,21 @@
 import triton
 import triton.language as tl
 
+from ._launch import interpreting
+
+# The interpreter's fp32 -> bf16 cast truncates; a GPU's (cvt.rn.bf16.f32) rounds to
+# nearest-even in one instruction.
+EMULATE_BF16_ROUNDING = tl.constexpr(interpreting())
+
 
 @triton.jit
 def cast_to(x, dtype: tl.constexpr):
-    """``x.to(dtype)``, except that the cast to bf16 rounds to nearest-even
-    explicitly. Triton's interpreter truncates fp32 -> bf16 (measured: about
-    half of randn values came out one ulp off torch), while the GPU rounds to
-    nearest-even; doing the rounding on the bits gives the same answer on both.
-    rounded = bits + 0x7FFF + lsb, where lsb is bit 16 (ties go to even)."""
-    if dtype == tl.bfloat16:
+    """``x.to(dtype)``, rounding to nearest-even into bf16 on every backend. Triton's
+    interpreter truncates fp32 -> bf16 (measured: about half of randn values came out one
+    ulp off torch), so there the rounding is done on the bits:
+    rounded = bits + 0x7FFF + lsb, where lsb is bit 16 (ties go to even). A GPU's own
+    conversion already rounds to nearest-even, in one instruction instead of seven."""
+    if dtype == tl.bfloat16 and EMULATE_BF16_ROUNDING:
         xf = x.to(tl.float32)
         bits = xf.to(tl.uint32, bitcast=True)
         rounded = bits + 0x7FFF + ((bits >> 16) & 1)

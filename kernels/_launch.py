@@ -14,12 +14,20 @@ from typing import Any, Callable
 import triton
 
 
+_interpreting: bool | None = None
+
+
 def interpreting() -> bool:
-    """True when kernels run through Triton's CPU interpreter."""
-    try:
-        return bool(triton.knobs.runtime.interpret)
-    except AttributeError:  # older triton without knobs
-        return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    """True when kernels run through Triton's CPU interpreter. Read once (tritongrad sets
+    it before any kernel module is imported, and it cannot change after): every launch and
+    every input check asks, and triton.knobs costs microseconds per read."""
+    global _interpreting
+    if _interpreting is None:
+        try:
+            _interpreting = bool(triton.knobs.runtime.interpret)
+        except AttributeError:  # older triton without knobs
+            _interpreting = os.environ.get("TRITON_INTERPRET", "0") == "1"
+    return _interpreting
 
 
 def runtime_device_type() -> str:
