@@ -205,6 +205,9 @@ def matmul_kernel(
             tl.store(r_ptrs, cast_to(row_acc, rowsum_ptr.dtype.element_ty), mask=mask_m)
 
 
+_JIT_MATMUL = matmul_kernel.fn.fn  # under the Autotuner and the EVEN_K heuristic
+
+
 def _as_3d(t: torch.Tensor) -> tuple[int, int, int]:
     """(stride_batch, stride_row, stride_col) of a 2-D or 3-D tensor, with batch
     stride 0 for a 2-D tensor (broadcast)."""
@@ -360,8 +363,10 @@ def matmul(
     def grid(meta):
         return (cdiv(M, meta["BLOCK_M"]) * max(cdiv(N, meta["BLOCK_N"]), 1), batch)
 
-    launch(
-        matmul_kernel, grid,
+    tuned_key = (M, N, K, a.dtype, b.dtype, out.dtype, bias_arg.dtype, mask_arg.dtype,
+                 rowsum_arg.dtype)
+    _launch_tuned(
+        tuned_key, grid,
         a, b, out, bias_arg, mask_arg, rowsum_arg,
         M, N, K,
         stride_ab, stride_am, stride_ak,
@@ -381,6 +386,26 @@ def matmul(
         UPCAST=interpreting() and a.dtype in (torch.float16, torch.bfloat16),
     )
     return out
+
+
+# The autotuner's choice per key (the autotuner's own key: M, N, K and the pointer dtypes).
+# Once a key is tuned, launches go straight to the jit function with that config: the
+# Autotuner and Heuristics wrappers cost tens of microseconds of Python per launch, and a
+# small network's training step is 8 matmuls that each take a few microseconds on the GPU.
+_TUNED: dict = {}
+
+
+def _launch_tuned(key: tuple, grid, *args, flops: int, bytes_moved: int, **meta) -> None:
+    config = _TUNED.get(key)
+    if config is None:
+        launch(matmul_kernel, grid, *args, flops=flops, bytes_moved=bytes_moved, **meta)
+        if not interpreting():  # one config there, and nothing to save
+            _TUNED[key] = matmul_kernel.best_config
+        return
+    chosen = config.all_kwargs()
+    even_k = args[8] % chosen["BLOCK_K"] == 0  # args[8] is K: the EVEN_K heuristic's rule
+    launch(_JIT_MATMUL, grid(chosen), *args, flops=flops, bytes_moved=bytes_moved,
+           **meta, **chosen, EVEN_K=even_k)
 
 
 def _matmul_specs() -> list:

@@ -295,3 +295,29 @@ def test_wrong_device_raises():
         matmul(a, randn(3, 4))
     with pytest.raises(DeviceError, match=other):
         matmul(randn(2, 3), randn(3, 4), bias=torch.empty(4, device=other))
+
+
+@pytest.mark.parametrize("K", [64, 70])  # EVEN_K on and off for BLOCK_K = 32
+def test_launch_after_tuning_goes_straight_to_the_jit_function(monkeypatch, K):
+    """On a GPU, a tuned key launches the jit function with the saved config (skipping the
+    autotuner's Python); here the config is planted, so the same path runs under the
+    interpreter, fused prologue and epilogue included."""
+    import triton
+
+    from tritongrad.kernels import matmul as matmul_kernels
+
+    M, N = 33, 40
+    a, b = torch.randn(M, K, device=DEVICE), torch.randn(K, N, device=DEVICE)
+    mask, bias = torch.randn(M, K, device=DEVICE), torch.randn(N, device=DEVICE)
+    rowsum = torch.empty(M, device=DEVICE)
+    key = (M, N, K) + (torch.float32,) * 6
+    config = triton.Config({"BLOCK_M": 32, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8},
+                           num_warps=4, num_stages=2)
+    monkeypatch.setitem(matmul_kernels._TUNED, key, config)
+    with recorded_launches() as launches:
+        out = matmul(a, b, bias=bias, relu=True, a_relu_mask=mask, bias_grad_out=rowsum)
+    assert [info.kernel_name for info in launches] == ["matmul_kernel"]
+    assert launches[0].grid == (2 * 1, 1)  # cdiv(33, 32) row blocks, one column block
+    gated = torch.where(mask <= 0, 0.0, a)
+    assert_close(out, torch.relu(gated @ b + bias), dtype=torch.float32)
+    assert_close(rowsum, gated.sum(1), dtype=torch.float32)
