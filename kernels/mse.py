@@ -35,10 +35,11 @@ BLOCK = 2048  # elements per program: large blocks keep the partials (and interp
 REDUCE_BLOCK = 1024
 # Programs of the forward reduction: each loops over blocks pid, pid + P, pid + 2P, ... so
 # the finish kernel adds at most this many partials. P depends only on the element count,
-# so the summation order, and the result, is fixed. 2048 programs of 4 warps fill an
-# H100/H200 (132 SMs x 16) in one wave; at 1024 (half the SMs' warp slots) an H200 read
-# 2^26 bf16 elements at 3.5 TB/s against 4.0 for fp32 (perf/explore.py, 2026-11-28).
-MAX_PARTIALS = 2048
+# so the summation order, and the result, is fixed. On an H200 (2026-11-28), 2^26 elements:
+# 1024 programs read 4.0 TB/s (fp32) and 3.5 (bf16) (perf/explore.py, the kernel alone);
+# 2048 gave 3.6 and 3.2 in the perf suite (the op, two launches). Kept at 1024; the loop
+# issues one load per tensor per iteration, which is what caps bf16 (perf/README.md).
+MAX_PARTIALS = 1024
 REDUCTIONS = ("mean", "sum", "none")
 
 # reduction codes passed to the kernels

@@ -38,9 +38,12 @@ def cross_entropy_case(h: Harness, N: int, C: int, dtype: torch.dtype,
         torch_logits.grad = None
         torch_F.cross_entropy(torch_logits, labels).backward()
 
+    def no_grads():
+        ours_logits.grad = torch_logits.grad = None
+
     case = f"fwd+bwd N={N} C={C} {_name(dtype)}"
     ms_ours, ms_torch = h.time_ms(ours), h.time_ms(theirs)
-    mem_ours, mem_torch = h.peak_memory(ours), h.peak_memory(theirs)
+    mem_ours, mem_torch = h.peak_memory(ours, no_grads), h.peak_memory(theirs, no_grads)
     h.add("cross_entropy", case, "ms", ms_ours, ms_torch, higher_is_better=False, target=target,
           launches_tritongrad=h.tg_launches(ours), launches_torch=h.torch_launches(theirs),
           peak_bytes_tritongrad=mem_ours, peak_bytes_torch=mem_torch)
@@ -68,9 +71,13 @@ def linear_cross_entropy_case(h: Harness, N: int, H: int, C: int, dtype: torch.d
         torch_hidden.grad = torch_weight.grad = None
         torch_F.cross_entropy(torch_hidden @ torch_weight.T, labels).backward()
 
+    def no_grads():
+        ours_hidden.grad = ours_weight.grad = None
+        torch_hidden.grad = torch_weight.grad = None
+
     case = f"fwd+bwd N={N} H={H} C={C} {_name(dtype)}"
     ms_ours, ms_torch = h.time_ms(ours, reps=5), h.time_ms(theirs, reps=5)
-    mem_ours, mem_torch = h.peak_memory(ours), h.peak_memory(theirs)
+    mem_ours, mem_torch = h.peak_memory(ours, no_grads), h.peak_memory(theirs, no_grads)
     flops = 3 * 2 * N * H * C  # logits, dhidden and dweight matmuls
     h.add("linear_ce", case, "ms", ms_ours, ms_torch, higher_is_better=False,
           tflops_tritongrad=flops / (ms_ours * 1e9), tflops_torch=flops / (ms_torch * 1e9),

@@ -218,10 +218,16 @@ class Harness:
             print(f"  (torch launch count unavailable: {error})")
             return None
 
-    def peak_memory(self, fn: Callable[[], Any]) -> int | None:
-        """Peak bytes allocated by one ``fn()`` call above what was allocated before it."""
+    def peak_memory(self, fn: Callable[[], Any],
+                    reset: Callable[[], Any] | None = None) -> int | None:
+        """Peak bytes allocated by one ``fn()`` call above what was allocated before it.
+        ``reset`` runs first, outside the measurement: a benchmark whose ``fn`` drops the
+        last call's gradients must drop them there, or the peak comes out net of the
+        gradient buffers that the call frees and then allocates again."""
         if not self.cuda:
             return None
+        if reset is not None:
+            reset()
         torch.cuda.synchronize()
         base = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
