@@ -7,7 +7,8 @@ Sweeps (device time, triton.testing.do_bench median):
 - cross-entropy forward + backward at N=8192, C=32768, bf16, for each widest column block
   ``kernels.cross_entropy.MAX_BLOCK_C`` (32768: a row in registers, read once; smaller:
   online softmax over blocks, the gradient pass re-reads the row, mostly from L2);
-- ReLU forward and MSE forward at 2^26 elements, fp32 and bf16, for each block size;
+- ReLU forward and MSE forward at 2^26 elements, fp32 and bf16, for each block size, and
+  the MSE forward for each program count of its reduction (``MAX_PARTIALS``);
 - matmul 4096^3 bf16 and fp16: the autotuner's choice and every config's time;
 - where the host time of an eager MLP training step goes (cProfile, top functions).
 """
@@ -91,6 +92,16 @@ def elementwise_sweep(rows: list) -> None:
                              f"{gbps:.0f} GB/s"))
         finally:
             relu_kernels.RELU_BLOCK, mse_kernels.BLOCK = saved
+        saved_partials = mse_kernels.MAX_PARTIALS
+        try:  # programs of the MSE forward reduction (the kernel alone, then the op)
+            for programs in (512, 1024, 2048, 4096):
+                mse_kernels.MAX_PARTIALS = programs
+                ms = bench(lambda: mse_kernels.mse_fwd(x, y, "mean"))
+                gbps = 2 * n * x.element_size() / (ms * 1e6)
+                rows.append((f"mse fwd 2^26 {name}", f"MAX_PARTIALS={programs}", ms, base_mse,
+                             f"{gbps:.0f} GB/s"))
+        finally:
+            mse_kernels.MAX_PARTIALS = saved_partials
 
 
 def matmul_sweep(rows: list) -> None:
