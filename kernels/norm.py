@@ -301,9 +301,11 @@ def total_norm(tensors: list[torch.Tensor], norm_type: float = 2.0) -> torch.Ten
 
 
 def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False) -> torch.Tensor:
+                    error_if_nonfinite: bool = False,
+                    out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Scale ``tensors`` in place by min(1, max_norm / (total_norm + 1e-6)), as
-    torch.nn.utils.clip_grad_norm_, in 2 launches; returns total_norm (0-d fp32).
+    torch.nn.utils.clip_grad_norm_, in 2 launches; returns total_norm (0-d, computed in
+    fp32 and written in ``out_dtype``).
 
     With ``error_if_nonfinite`` the norm is computed and read first (one more launch and one
     host sync) and a ValueCheckError is raised before any tensor changes."""
@@ -320,7 +322,7 @@ def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: flo
                 "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
             )
 
-    return _multi_norm(op, tensors, norm_type, True, max_norm, 1e-6,
+    return _multi_norm(op, tensors, norm_type, True, max_norm, 1e-6, out_dtype=out_dtype,
                        check=check_finite if error_if_nonfinite else None)
 
 

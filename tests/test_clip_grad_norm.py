@@ -51,8 +51,9 @@ def test_matches_torch(count, norm_type):
         total = clip_grad_norm_(ours, max_norm, norm_type)
     assert len(launches) == 2
     assert isinstance(total, tg.Tensor) and total.shape == ()
+    assert total.dtype == want.dtype  # the grads' promoted dtype, as torch
     dtype = coarsest(ours)
-    assert_close(total, want.float(), dtype=dtype, name="total_norm")
+    assert_close(total.float(), want.float(), dtype=dtype, name="total_norm")
     for i, (p, ref) in enumerate(zip(ours, theirs)):
         assert p.grad.dtype == ref.grad.dtype
         assert_close(p.grad, ref.grad, dtype=dtype, name=f"grad {i}")
@@ -103,3 +104,22 @@ def test_grads_get_a_new_version():
     version = p.grad._version
     clip_grad_norm_([p], 0.1)
     assert p.grad._version > version
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_total_norm_comes_back_in_the_grads_dtype(dtype):
+    grads = [torch.randn(7, 3).to(dtype), torch.randn(5).to(dtype)]
+    ours, theirs = [], []
+    for g in grads:
+        p = tg.zeros(*g.shape, dtype=dtype, requires_grad=True)
+        p.grad = tg.from_torch(g.to(DEVICE, copy=True))
+        ref = torch.zeros(g.shape, dtype=dtype, requires_grad=True)
+        ref.grad = g.clone()
+        ours.append(p)
+        theirs.append(ref)
+    want = torch.nn.utils.clip_grad_norm_(theirs, 0.5)
+    total = clip_grad_norm_(ours, 0.5)
+    assert total.dtype == want.dtype == dtype
+    assert_close(total.float(), want.float(), dtype=dtype, name="total_norm")
+    for p, ref in zip(ours, theirs):
+        assert_close(p.grad, ref.grad, dtype=dtype)

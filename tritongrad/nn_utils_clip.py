@@ -3,7 +3,10 @@ clip in one fused launch pair (see ``tritongrad/kernels/norm.py``)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
+
+import torch
 
 from .autograd import bump_versions
 from .kernels import norm as norm_kernels
@@ -14,8 +17,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
                     norm_type: float = 2.0, error_if_nonfinite: bool = False,
                     foreach: bool | None = None) -> Tensor:
     """Scale every ``.grad`` of ``parameters`` in place by
-    min(1, max_norm / (total_norm + 1e-6)) and return total_norm (a 0-d fp32 Tensor), as
-    torch.nn.utils.clip_grad_norm_. Parameters without a grad are skipped; no grads give 0.
+    min(1, max_norm / (total_norm + 1e-6)) and return total_norm (a 0-d Tensor in the
+    gradients' promoted dtype, fp32 when there are none, as torch's), as
+    torch.nn.utils.clip_grad_norm_. The norm and the clip coefficient are computed in fp32
+    whatever the gradients' dtype. Parameters without a grad are skipped; no grads give 0.
     ``foreach`` is accepted for torch compatibility: the fused path is always used.
 
     With ``error_if_nonfinite=True`` a non-finite norm raises ValueCheckError before any
@@ -23,7 +28,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
-    total = norm_kernels.clip_grad_norm_([g._data for g in grads], float(max_norm),
-                                         norm_type, error_if_nonfinite)
+    data = [g._data for g in grads]
+    dtype = functools.reduce(torch.promote_types, {d.dtype for d in data}, data[0].dtype) \
+        if data else torch.float32
+    total = norm_kernels.clip_grad_norm_(data, float(max_norm), norm_type, error_if_nonfinite,
+                                         out_dtype=dtype)
     bump_versions(grads)
     return Tensor._wrap(total)
