@@ -17,6 +17,9 @@ def cast_to(x, dtype: tl.constexpr):
     ulp off torch), so there the rounding is done on the bits:
     rounded = bits + 0x7FFF + lsb, where lsb is bit 16 (ties go to even). A GPU's own
     conversion already rounds to nearest-even, in one instruction instead of seven."""
+    if (dtype == tl.bfloat16 or dtype == tl.float16) and x.dtype != tl.float32:
+        # as torch: a 64-bit value (fp64, int64) rounds to fp32 first, then to 16 bits
+        x = x.to(tl.float32)
     if dtype == tl.bfloat16 and EMULATE_BF16_ROUNDING:
         xf = x.to(tl.float32)
         bits = xf.to(tl.uint32, bitcast=True)

@@ -275,7 +275,8 @@ def _copy_specs():
     specs = []
     flat_modes = {"FLAT": "constexpr", "BLOCK": "constexpr"}
     for (src_t, dst_t), flat in zip([("fp32", "bf16"), ("fp16", "fp32"), ("i64", "i64"),
-                                     ("fp64", "fp32")], [False, True, False, True]):
+                                     ("fp64", "fp32"), ("fp64", "bf16"), ("fp64", "fp16")],
+                                    [False, True, False, True, True, True]):
         sig = {"dst_ptr": "*" + dst_t, "src_ptr": "*" + src_t, **sizes, **six_i64, **flat_modes}
         specs.append(CompileSpec(copy_kernel, sig, {"FLAT": flat, "BLOCK": COPY_BLOCK},
                                  f"{src_t}->{dst_t}" + (" flat" if flat else "")))

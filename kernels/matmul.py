@@ -31,6 +31,8 @@ Accumulation is fp32 (fp64 for fp64 inputs). fp32 inputs use IEEE fp32 unless
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import triton
 import triton.language as tl
@@ -395,12 +397,16 @@ def matmul(
 _TUNED: dict = {}
 
 
+_TUNING = threading.Lock()  # best_config is the autotuner's last choice, for any thread
+
+
 def _launch_tuned(key: tuple, grid, *args, flops: int, bytes_moved: int, **meta) -> None:
     config = _TUNED.get(key)
     if config is None:
-        launch(matmul_kernel, grid, *args, flops=flops, bytes_moved=bytes_moved, **meta)
-        if not interpreting():  # one config there, and nothing to save
-            _TUNED[key] = matmul_kernel.best_config
+        with _TUNING:
+            launch(matmul_kernel, grid, *args, flops=flops, bytes_moved=bytes_moved, **meta)
+            if not interpreting():  # one config there, and nothing to save
+                _TUNED[key] = matmul_kernel.best_config
         return
     chosen = config.all_kwargs()
     even_k = args[8] % chosen["BLOCK_K"] == 0  # args[8] is K: the EVEN_K heuristic's rule

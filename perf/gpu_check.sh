@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one script to run when a GPU (H100 / H200) is lent. Up to four phases, within
-# TOTAL_BUDGET seconds (default 560: with a machine's start that leaves about 5 of a
+# TOTAL_BUDGET seconds (default 480: with a machine's start that leaves about 6 of a
 # lease's 15 minutes for a rerun); everything lands in perf/results/ (and in $OUT when
 # that is set): the log, the JSON / markdown reports and the sweep plots.
 #
@@ -12,7 +12,7 @@
 #   4. perf:    the full perf suite (its quick benchmarks with targets first):
 #      <device>-<date>.json/.md and the plots
 #
-#   bash perf/gpu_check.sh                          # PHASES="tests perf", 560 s
+#   bash perf/gpu_check.sh                          # PHASES="tests perf", 480 s
 #   PHASES="explore tests" TOTAL_BUDGET=200 bash perf/gpu_check.sh
 #   PHASES="targets tests" TOTAL_BUDGET=380 bash perf/gpu_check.sh
 #
@@ -41,10 +41,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 START=$(date +%s)
 
-TOTAL_BUDGET=${TOTAL_BUDGET:-560}  # seconds for the whole script
+TOTAL_BUDGET=${TOTAL_BUDGET:-480}  # seconds for the whole script
 PHASES=${PHASES:-tests perf}
 TARGETS_BUDGET=${TARGETS_BUDGET:-100}  # seconds of target benchmarks (past it: skipped)
-PERF_BUDGET=${PERF_BUDGET:-200}    # seconds of full-suite benchmarks at least
+PERF_BUDGET=${PERF_BUDGET:-180}    # seconds of full-suite benchmarks at least
 PERF_GRACE=${PERF_GRACE:-60}       # the benchmark running at the budget may finish
 TEST_BUDGET=${TEST_BUDGET:-}       # optional upper bound for pytest
 # GPU-only tests first (pytest collects a file named twice once), then the top-level files

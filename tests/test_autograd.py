@@ -437,3 +437,29 @@ def test_set_grad_enabled_as_a_call_and_bare_decorators():
 def test_retain_grad_on_a_tensor_without_grad_raises():
     with pytest.raises(RuntimeError, match="retain_grad on Tensor that has requires_grad=False"):
         tg.tensor([1.0]).retain_grad()
+
+
+def test_the_same_root_twice_runs_once_with_the_sum():
+    """torch accepts backward([l, l]): the node runs once, with both gradients added."""
+    x = tg.randn(5, requires_grad=True)
+    loss = (x * x).sum()
+    tg.autograd.backward([loss, loss])
+    assert_close(x.grad, 4 * x.torch(), dtype=torch.float32)
+
+
+def test_a_failed_backward_that_handed_out_a_buffer_cannot_be_retried_silently():
+    """Cross-entropy hands its private gradient buffer out of backward; when an observer
+    (anomaly mode here) raises after that, a second backward must fail with torch's
+    message, not read the missing buffer."""
+    from tritongrad.nn.functional import cross_entropy
+
+    values = torch.randn(3, 4)
+    values[0, 1] = float("nan")
+    x = tg.from_torch(values).requires_grad_()
+    target = tg.tensor([0, 1, 2])
+    with tg.autograd.detect_anomaly(check_forward=False):
+        loss = cross_entropy(x, target)
+        with pytest.raises(tg.autograd.AnomalyError):
+            loss.backward()
+    with pytest.raises(tg.autograd.AutogradError, match="second time"):
+        loss.backward()

@@ -106,6 +106,22 @@ def test_memory_stats_counts_graphs_and_saved_tensors():
     assert after["total_bytes"] == before["total_bytes"] + 256  # x.grad, and nothing else
 
 
+def test_memory_stats_counts_a_nodes_private_buffers():
+    """Cross-entropy keeps its (N, C) gradient private to its node (ctx.save_private):
+    it is graph memory all the same."""
+    from tritongrad.nn.functional import cross_entropy
+
+    x = tg.randn(16, 40, requires_grad=True)
+    target = tg.tensor(torch.randint(0, 40, (16,)))
+    with gc_disabled():
+        before = memory_stats()
+        loss = cross_entropy(x, target)
+        during = memory_stats()
+        assert during["saved_tensors"] - before["saved_tensors"] == 1
+        assert during["saved_bytes"] - before["saved_bytes"] == 16 * 40 * 4
+        del loss
+
+
 def _data(batch: int, n_in: int, n_out: int, classes: bool):
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(batch, n_in, generator=generator)

@@ -110,7 +110,7 @@ def _ce_backward_pair(x, target, reduction, hook=None, **kw):
 def test_cross_entropy_backward_of_the_loss_itself_hands_over_the_forward_gradient(
         dtype, reduction):
     """loss.backward(): the forward's gradient (divided by the valid-row count for 'mean')
-    becomes logits.grad with no backward launch and no copy."""
+    becomes logits.grad with no backward launch and no copy; fp16 divides in backward."""
     x = (3 * torch.randn(5, 37)).to(dtype)
     target = labels(5, 37, ignored=(3,))
     ours, ref = _ce_backward_pair(x, target, reduction, label_smoothing=0.1)
@@ -119,7 +119,26 @@ def test_cross_entropy_backward_of_the_loss_itself_hands_over_the_forward_gradie
     loss = losses.cross_entropy(logits, tg.from_torch(target), reduction=reduction)
     with recorded_launches() as launches:
         loss.backward()
-    assert [info.kernel_name for info in launches] == ["fill_kernel"]  # the seed alone
+    expected = ["fill_kernel"]  # the seed alone
+    if dtype == torch.float16:
+        expected.append("cross_entropy_bwd_kernel")
+    assert [info.kernel_name for info in launches] == expected
+
+
+def test_cross_entropy_fp16_gradient_survives_loss_scaling():
+    """fp16's usual recipe, (loss * S).backward(): the gradient must not have been divided
+    by the row count in fp16 first, where p / N underflows (p ~ 1/C, here 1/(2048 * 512)
+    is below fp16's smallest normal 6e-5, and many values are below its subnormals)."""
+    x = torch.randn(512, 2048)
+    target = torch.randint(0, 2048, (512,))
+    logits = tg.from_torch(x.half()).requires_grad_()
+    (losses.cross_entropy(logits, tg.from_torch(target)) * 1024.0).backward()
+    ref = x.double().requires_grad_()
+    (F.cross_entropy(ref, target) * 1024.0).backward()
+    ours = logits.grad.torch().double()
+    assert (ours == 0).sum().item() == 0
+    relative = (ours - ref.grad).abs() / ref.grad.abs()
+    assert relative.median().item() < 2e-3  # fp16's own rounding: 2^-11 relative
 
 
 def test_cross_entropy_all_rows_ignored_and_a_hook_on_the_loss():

@@ -264,3 +264,13 @@ def test_add_and_sub_with_alpha():
     assert_close(out, ref)
     assert_close(a.grad, ta.grad)
     assert_close(b.grad, tb.grad)
+
+
+def test_fp64_to_16_bit_casts_round_through_fp32_as_torch():
+    """torch rounds a double to float first, then to bf16/fp16 (two roundings); a single
+    rounding differs by one ulp for values just past a tie, such as 1 + 2^-8 + 2^-40."""
+    values = torch.tensor([1 + 2**-8 + 2**-40, 1 + 2**-11 + 2**-40, -3.0000000001],
+                          dtype=torch.float64)
+    x = tg.from_torch(values.to(tg.device()))
+    for dtype in (torch.bfloat16, torch.float16):
+        assert torch.equal(x.to(dtype).torch().cpu(), values.to(dtype))

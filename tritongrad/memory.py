@@ -60,6 +60,11 @@ def memory_stats(collect: bool = False) -> dict:
                     n_saved += 1
                     key = _storage_key(saved.data)
                     saved_storages[key] = key[2]
+            for data in getattr(obj, "_private", None) or ():  # node-owned buffers
+                if data is not None:
+                    n_saved += 1
+                    key = _storage_key(data)
+                    saved_storages[key] = key[2]
     tensor_bytes = sum(tensor_storages.values())
     saved_only = sum(n for key, n in saved_storages.items() if key not in tensor_storages)
     device_allocated = None

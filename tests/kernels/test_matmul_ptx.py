@@ -32,3 +32,12 @@ def test_ieee_fp32_does_not_use_tensor_cores(sm90_report, label):
 def test_fp64_uses_dmma(sm90_report):
     ptx = ptx_of(sm90_report, PREFIX)[f"{PREFIX}fp64]"]
     assert "mma.sync" in ptx and ".f64" in ptx
+
+
+@pytest.mark.parametrize("label", ["fp64->bf16 flat", "fp64->fp16 flat"])
+def test_fp64_to_16_bit_copy_rounds_through_fp32(sm90_report, label):
+    """As torch: double -> float -> 16 bits, two roundings; a direct cvt from f64 rounds
+    once and differs by an ulp near ties."""
+    ptx = ptx_of(sm90_report, "copy.copy_kernel[")[f"copy.copy_kernel[{label}]"]
+    assert "cvt.rn.f32.f64" in ptx
+    assert "bf16.f64" not in ptx and "f16.f64" not in ptx

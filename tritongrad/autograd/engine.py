@@ -149,7 +149,8 @@ def _check_runnable(nodes) -> None:
     tensors were freed by an earlier backward, or a saved tensor changed in place."""
     for node in nodes:
         saved = getattr(node, "_saved", ())
-        if saved is None:  # released after saving tensors
+        # released after saving tensors, or a private buffer already handed out
+        if saved is None or getattr(node, "_private_taken", False):
             raise AutogradError(SECOND_BACKWARD)
         if saved and any(s is not None and s.data._version != s.version for s in saved):
             node.saved_tensors  # raises the in-place error, naming the tensor and versions
@@ -238,7 +239,9 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
     # (a wrong gradient shape, an anomaly) leaves every .grad as it was.
     pending_leaves: list = []
 
-    ready = [(-n.sequence_nr, id(n), n) for n in root_nodes if dependencies[n] == 0]
+    # a node listed twice among the roots (backward([loss, loss])) runs once, with the sum
+    ready = [(-n.sequence_nr, id(n), n) for n in dict.fromkeys(root_nodes)
+             if dependencies[n] == 0]
     heapq.heapify(ready)
     queued = {n for _, _, n in ready}
     with no_grad():

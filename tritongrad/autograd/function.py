@@ -128,6 +128,7 @@ class FunctionCtx(Node):
         self._function_cls = function_cls
         self._saved: list | None = []
         self._private: list | None = []
+        self._private_taken = False  # a buffer went out as a gradient: the node cannot rerun
         self._released = False
         self.needs_input_grad: tuple = ()
         self.non_differentiable: set = set()
@@ -181,7 +182,7 @@ class FunctionCtx(Node):
     def private_tensors(self) -> tuple:
         from ..tensor import Tensor
 
-        if self._released:
+        if self._released or self._private_taken:
             raise AutogradError(SECOND_BACKWARD)
         return tuple(None if d is None else Tensor._wrap(d) for d in self._private or ())
 
@@ -195,7 +196,12 @@ class FunctionCtx(Node):
         if self.graph_retained or self._released or not self._private:
             return None
         data, self._private[index] = self._private[index], None
-        return None if data is None else Tensor._wrap(data)
+        if data is None:
+            return None
+        # Normally the engine releases the node right after this run; if an observer (anomaly
+        # mode, shadow parity) raises first, a retry must fail cleanly, not read the hole.
+        self._private_taken = True
+        return Tensor._wrap(data)
 
     def mark_non_differentiable(self, *tensors) -> None:
         self.non_differentiable.update(id(t) for t in tensors)

@@ -82,30 +82,39 @@ class CrossEntropy(Function):
     'mean' (a count kernel runs first), so for 'mean' and 'sum' it is d loss / d logits.
     Backward multiplies it by grad (grad[r] per row for 'none') into a new buffer, so
     retain_graph works; when grad is backward()'s own implicit one and the graph is being
-    freed, backward returns the buffer itself: the gradient costs no launch at all."""
+    freed, backward returns the buffer itself: the gradient costs no launch at all.
+
+    fp16 logits keep the undivided gradient and divide in backward: p / n_valid falls
+    below fp16's smallest normal (6e-5) for common N and C, and a loss-scaled backward
+    ((loss * S).backward(), the usual fp16 recipe) would then scale zeros and subnormals.
+    bf16 has fp32's exponent range, so dividing first costs it nothing."""
 
     @staticmethod
     def forward(ctx, logits: Tensor, target: Tensor, ignore_index: int, reduction: str,
                 label_smoothing: float, compute_grad: bool = True) -> Tensor:
         ctx.reduction = reduction
-        loss, grad_logits, _ = ce.cross_entropy_fwd(
+        ctx.prescaled = logits.dtype != torch.float16
+        loss, grad_logits, n_valid = ce.cross_entropy_fwd(
             logits._data, target._data, ignore_index, reduction, label_smoothing,
-            compute_grad=compute_grad, check_labels=CHECK_LABELS, prescale=True)
+            compute_grad=compute_grad, check_labels=CHECK_LABELS, prescale=ctx.prescaled)
         if compute_grad:
-            ctx.save_private(Tensor._wrap(grad_logits))
+            ctx.save_private(Tensor._wrap(grad_logits),
+                             None if ctx.prescaled or n_valid is None else _wrap(n_valid))
         return Tensor._wrap(loss)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         none = (None,) * 5
-        if ctx.reduction != "none" and is_implicit_seed(grad):
+        if ctx.reduction != "none" and ctx.prescaled and is_implicit_seed(grad):
             given = ctx.take_private(0)  # d loss / d logits itself, times one
             if given is not None:
                 return (given,) + none
-        (grad_logits,) = ctx.private_tensors
-        # 'mean' and 'sum': the buffer is d loss / d logits, so scale by grad alone ('sum')
-        mode = "none" if ctx.reduction == "none" else "sum"
-        scaled = ce.cross_entropy_bwd(grad._data, grad_logits._data, None, mode)
+        grad_logits, n_valid = ctx.private_tensors
+        mode = ctx.reduction
+        if ctx.prescaled and mode != "none":
+            mode = "sum"  # the buffer is d loss / d logits: scale by grad alone
+        scaled = ce.cross_entropy_bwd(grad._data, grad_logits._data,
+                                      None if n_valid is None else n_valid._data, mode)
         return (Tensor._wrap(scaled),) + none
 
 
