@@ -76,6 +76,26 @@ def remove_launch_observer(observer: LaunchObserver) -> None:
         _observers.remove(observer)
 
 
+def add_driver_hooks(enter: Callable, exit: Callable) -> bool:
+    """Call ``enter`` / ``exit`` right around each driver launch of a compiled kernel (after
+    any JIT compile, autotuning and argument binding), through Triton's launch hooks
+    (``triton.knobs.runtime``, Triton 3.4 and later). False where this Triton has none, or
+    under the interpreter, which never reaches a driver."""
+    if interpreting():
+        return False
+    try:
+        triton.knobs.runtime.launch_enter_hook.add(enter)
+        triton.knobs.runtime.launch_exit_hook.add(exit)
+    except AttributeError:
+        return False
+    return True
+
+
+def remove_driver_hooks(enter: Callable, exit: Callable) -> None:
+    triton.knobs.runtime.launch_enter_hook.remove(enter)
+    triton.knobs.runtime.launch_exit_hook.remove(exit)
+
+
 def _kernel_name(kernel: Any) -> str:
     fn = getattr(kernel, "fn", kernel)  # Autotuner / InterpretedFunction wrap the python fn
     while hasattr(fn, "fn"):

@@ -13,9 +13,12 @@ at that moment, ``autograd.function.current_op()`` -> (op name, 'forward' | 'bac
 node). Launches outside any op (the engine's gradient accumulation, a user's own kernel)
 go to the innermost ``record(name)`` scope, else to a row named after the kernel.
 
-Time is measured with CUDA events around each launch on a GPU and with the host's wall
-clock under Triton's interpreter; ``prof.clock`` says which, and the table and the trace
-carry that label. Interpreter timings measure numpy emulation, not performance.
+Time is measured with CUDA events on a GPU and with the host's wall clock under Triton's
+interpreter; ``prof.clock`` says which, and the table and the trace carry that label.
+On a GPU the events sit in Triton's launch enter/exit hooks, right around the driver
+launch: a first launch's JIT compile, an autotuner's trial runs and the Python of the
+launch path are not kernel time. Interpreter timings measure numpy emulation, not
+performance.
 
 FLOPs and bytes are the launcher's analytic counts (``LaunchInfo.flops``/``bytes_moved``),
 so achieved TFLOP/s = flops / time and GB/s = bytes / time; "% of peak" compares them with
@@ -37,7 +40,9 @@ from .autograd.function import current_op
 from .kernels._launch import (
     LaunchInfo,
     LaunchObserver,
+    add_driver_hooks,
     add_launch_observer,
+    remove_driver_hooks,
     remove_launch_observer,
 )
 
@@ -263,9 +268,14 @@ class Profile(LaunchObserver):
         self._clock = _Clock()
         _active.append(self)
         add_launch_observer(self)
+        self._hooked = self._clock.cuda and add_driver_hooks(self._launch_enter,
+                                                             self._launch_exit)
         return self
 
     def __exit__(self, *exc) -> bool:
+        if getattr(self, "_hooked", False):
+            remove_driver_hooks(self._launch_enter, self._launch_exit)
+            self._hooked = False
         remove_launch_observer(self)
         if self in _active:
             _active.remove(self)
@@ -315,13 +325,28 @@ class Profile(LaunchObserver):
         )
         for scope in records:
             scope._launched(self, event)
-        self._pending.append((event, self._clock.mark()))
+        # [event, start, stop]: marks around the launch call; Triton's launch hooks (on a
+        # GPU) replace them with marks around the driver launch itself, after any JIT
+        # compile, autotuning and argument binding, so those do not count as kernel time
+        self._pending.append([event, self._clock.mark(), None, False])
+
+    def _launch_enter(self, *_metadata: Any) -> None:
+        """Triton's launch_enter_hook: the driver is about to enqueue a kernel. The last
+        call wins (an autotuner's benchmark launches come before the real one)."""
+        if self._pending:
+            self._pending[-1][1] = self._clock.mark()
+            self._pending[-1][3] = True
+
+    def _launch_exit(self, *_metadata: Any) -> None:
+        if self._pending and self._pending[-1][3]:
+            self._pending[-1][2] = self._clock.mark()
 
     def end(self, info: LaunchInfo) -> None:
         if not self._pending:
             return
-        event, start = self._pending.pop()
-        stop = self._clock.mark()
+        event, start, stop, _hooked = self._pending.pop()
+        if stop is None:
+            stop = self._clock.mark()
         event.grid = tuple(info.grid)  # an autotuned launch knows its grid only afterwards
         self.kernel_events.append(event)
         self._marks.append((event, start, stop))
