@@ -1,10 +1,11 @@
 """Mean squared error: forward (fused reduction) and backward (one fused kernel).
 
-Forward, ``reduction='mean'|'sum'``: each of at most MAX_PARTIALS programs squares and
-sums a fixed, strided set of blocks of ``input - target`` in fp32 and writes one partial; a
-single-program kernel then adds the partials in a fixed order and scales them. No N-element temporary and
-no atomics, so the result is deterministic. ``reduction='none'`` writes the
-element-wise squares.
+Forward, ``reduction='mean'|'sum'``, one launch: each of at most MAX_PARTIALS programs
+squares and sums a fixed, strided set of blocks of ``input - target`` in fp32 and writes
+one partial; the program that arrives last (an atomic ticket, see _arrivals.py) adds the
+partials in index order and scales them. No N-element temporary, and the result is
+deterministic: the partials and their order depend only on the element count.
+``reduction='none'`` writes the element-wise squares.
 
 Inputs of any strides (views) are read through their strides, using the
 6-D strided indexing of :mod:`copy` after merging dims that are contiguous in
@@ -24,6 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ._arrivals import arrival_counter
 from ._checks import FLOAT_DTYPES, ShapeError, check_same_device, check_same_dtype, check_tensor
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, launch
@@ -34,16 +36,14 @@ OP = "mse_loss"
 BLOCK = 2048  # elements per program: large blocks keep the partials (and interpreter programs) few
 REDUCE_BLOCK = 1024
 # Programs of the forward reduction: each loops over blocks pid, pid + P, pid + 2P, ... so
-# the finish kernel adds at most this many partials. P depends only on the element count,
-# so the summation order, and the result, is fixed. On an H200 (2026-11-28), 2^26 elements:
-# 1024 programs read 4.0 TB/s (fp32) and 3.5 (bf16) (perf/explore.py, the kernel alone);
-# 2048 gave 3.6 and 3.2 in the perf suite (the op, two launches). Kept at 1024; the loop
-# issues one load per tensor per iteration, which is what caps bf16 (perf/README.md).
+# the last program adds at most this many partials. P depends only on the element count,
+# so the summation order, and the result, is fixed. On an H200 (2026-11-28, commit 5d13cc8,
+# then two launches: partials, then a one-program finish), 2^26 elements, the launcher
+# timed alone by perf/explore.py: 1024 programs read 4.0 TB/s (fp32) and 3.5 (bf16); the
+# perf suite with 2048 gave 3.6 and 3.2. The fp32 time was ReLU's (same bytes) plus 4 us,
+# about one kernel boundary, which is why the finish now happens inside the one launch.
 MAX_PARTIALS = 1024
 REDUCTIONS = ("mean", "sum", "none")
-
-# reduction codes passed to the kernels
-MODE_SUM, MODE_MEAN, MODE_NONE = 0, 1, 2
 
 
 @triton.jit
@@ -67,25 +67,47 @@ def load_diff(
 
 
 @triton.jit
-def mse_partial_kernel(
-    partial_ptr, input_ptr, target_ptr,
+def sum_partials(partials, n_partials, BLOCK: tl.constexpr):
+    """A jit helper: partial[0] + ... + partial[n - 1], block by block in a fixed order.
+    Read through L2 (.cg): the partials were written by other programs of this launch."""
+    offs = tl.arange(0, BLOCK)
+    acc = tl.zeros([BLOCK], dtype=partials.dtype.element_ty)
+    for start in range(0, n_partials, BLOCK):
+        idx = start + offs
+        acc += tl.load(partials + idx, mask=idx < n_partials, other=0.0, cache_modifier=".cg")
+    return tl.sum(acc, axis=0)
+
+
+@triton.jit
+def mse_reduce_kernel(
+    out_ptr, partial_ptr, counter_ptr, input_ptr, target_ptr,
     numel, size1, size2, size3, size4, size5,
     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
-    BLOCK: tl.constexpr, ACC: tl.constexpr, FLAT: tl.constexpr,
+    scale: tl.float64,
+    BLOCK: tl.constexpr, REDUCE_BLOCK: tl.constexpr, ACC: tl.constexpr, FLAT: tl.constexpr,
 ):
-    """partial[pid] = sum of (input - target)^2 over blocks pid, pid + P, pid + 2P, ...
-    of BLOCK elements, P = the number of programs.
+    """out[()] = scale * sum of (input - target)^2, in one launch of P programs.
 
-    partial_ptr: (P,) in ACC (fp32, or fp64 for fp64 inputs).
+    Program pid adds the squares over blocks pid, pid + P, pid + 2P, ... of BLOCK elements
+    into partial[pid], then takes a ticket from the arrival counter (see _arrivals.py); the
+    program with the last ticket adds the P partials in index order, writes out and sets
+    the counter back to 0. Which program finishes does not change the result.
+
+    out_ptr: 0-d loss in the input dtype. partial_ptr: (P,) in ACC (fp32, or fp64 for fp64
+    inputs). counter_ptr: int32, 0 at launch.
     input_ptr, target_ptr: the same logical shape, any strides, padded to 6-D.
     numel: element count; size1..size5: trailing sizes of the merged 6-D shape.
+    scale: 1/N for 'mean' (NaN when N == 0, as torch), 1 for 'sum'; typed fp64 so that
+    fp64 inputs see it exactly (a GPU launch types a Python float fp32), rounded to fp32
+    for the others.
     FLAT: the layout merged to one dim (see copy.offsets_of).
     """
-    pid = tl.program_id(0).to(tl.int64)
-    step = tl.num_programs(0).to(tl.int64) * BLOCK
+    pid = tl.program_id(0)
+    n_programs = tl.num_programs(0)
+    step = n_programs.to(tl.int64) * BLOCK
     acc = tl.zeros([BLOCK], dtype=ACC)
-    for start in range(pid * BLOCK, numel, step):
+    for start in range(pid.to(tl.int64) * BLOCK, numel, step):
         linear = start + tl.arange(0, BLOCK)
         mask = linear < numel
         diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4,
@@ -93,29 +115,14 @@ def mse_partial_kernel(
                          tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC, FLAT)
         acc += diff * diff
     tl.store(partial_ptr + pid, tl.sum(acc, axis=0))
-
-
-@triton.jit
-def mse_finish_kernel(
-    out_ptr, partial_ptr,
-    n_partials, scale: tl.float64,
-    BLOCK: tl.constexpr,
-):
-    """out[()] = scale * sum(partial), added block by block in a fixed order.
-
-    out_ptr: 0-d loss in the input dtype. partial_ptr: (n_partials,) fp32/fp64.
-    scale: 1/N for 'mean' (NaN when N == 0, as torch), 1 for 'sum'; typed fp64 so that
-    fp64 inputs see it exactly (a GPU launch types a Python float fp32), rounded to fp32
-    for the others.
-    """
-    offs = tl.arange(0, BLOCK)
-    acc = tl.zeros([BLOCK], dtype=partial_ptr.dtype.element_ty)
-    for start in range(0, n_partials, BLOCK):
-        idx = start + offs
-        acc += tl.load(partial_ptr + idx, mask=idx < n_partials, other=0.0)
-    total = tl.sum(acc, axis=0)
-    total = total * scalar_like(scale, total)
-    tl.store(out_ptr, cast_to(total, out_ptr.dtype.element_ty))
+    # Every thread's part of the store is done before the release below publishes it.
+    tl.debug_barrier()
+    ticket = tl.atomic_add(counter_ptr, 1, sem="acq_rel", scope="gpu")
+    if ticket == n_programs - 1:
+        total = sum_partials(partial_ptr, n_programs, REDUCE_BLOCK)
+        total = total * scalar_like(scale, total)
+        tl.store(out_ptr, cast_to(total, out_ptr.dtype.element_ty))
+        tl.store(counter_ptr, 0)
 
 
 @triton.jit
@@ -129,7 +136,7 @@ def mse_none_kernel(
     """out[i] = (input[i] - target[i])^2 element-wise ('none' reduction).
 
     out_ptr: contiguous, the inputs' shape and dtype. input_ptr, target_ptr:
-    any strides, padded to 6-D as in mse_partial_kernel.
+    any strides, padded to 6-D as in mse_reduce_kernel.
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -158,7 +165,7 @@ def mse_bwd_kernel(
     input_ptr, target_ptr: any strides, padded to 6-D.
     grad_output_ptr: 0-d (g read once on the device) unless PER_ELEMENT_GRAD,
     then the inputs' shape with strides go_s* ('none').
-    scale: 1/N for 'mean', else 1 (fp64, as in mse_finish_kernel).
+    scale: 1/N for 'mean', else 1 (fp64, as in mse_reduce_kernel).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -219,21 +226,21 @@ def mse_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") 
         return out
 
     out = torch.empty((), dtype=input.dtype, device=input.device)
-    n_partials = min(cdiv(numel, BLOCK), MAX_PARTIALS)
+    # One program for an empty input too: it writes 0 * scale (NaN for 'mean', as torch).
+    n_partials = max(min(cdiv(numel, BLOCK), MAX_PARTIALS), 1)
     partial_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
-    partials = torch.empty((max(n_partials, 1),), dtype=partial_dtype, device=input.device)
-    if n_partials:
-        sizes, (in_strides, tg_strides), flat = flat_layout(input.shape, input.stride(),
-                                                            target.stride())
-        launch(mse_partial_kernel, (n_partials,), partials, input, target, numel, *sizes[1:],
-               *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc, FLAT=flat,
-               flops=3 * numel, bytes_moved=2 * numel * elem + n_partials * partials.element_size())
+    partials = torch.empty((n_partials,), dtype=partial_dtype, device=input.device)
+    sizes, (in_strides, tg_strides), flat = flat_layout(input.shape, input.stride(),
+                                                        target.stride())
     if reduction == "mean":
         scale = 1.0 / numel if numel else float("nan")  # torch: empty mean is NaN
     else:
         scale = 1.0
-    launch(mse_finish_kernel, (1,), out, partials, n_partials, scale, BLOCK=REDUCE_BLOCK,
-           flops=n_partials + 1, bytes_moved=n_partials * partials.element_size() + elem)
+    launch(mse_reduce_kernel, (n_partials,), out, partials, arrival_counter(input.device),
+           input, target, numel, *sizes[1:], *in_strides, *tg_strides, scale,
+           BLOCK=BLOCK, REDUCE_BLOCK=REDUCE_BLOCK, ACC=acc, FLAT=flat,
+           flops=3 * numel + n_partials,
+           bytes_moved=2 * numel * elem + 2 * n_partials * partials.element_size() + elem)
     return out
 
 
@@ -297,17 +304,15 @@ def _specs():
         const = {"BLOCK": BLOCK, "ACC": acc, "FLAT": flat}
         ptrs = {"input_ptr": "*" + dt, "target_ptr": "*" + dt}
         specs.append(CompileSpec(
-            mse_partial_kernel,
-            {"partial_ptr": "*" + acc_name, **ptrs, **sizes, **strides, "BLOCK": "constexpr",
-             "ACC": "constexpr", "FLAT": "constexpr"}, const, dt))
+            mse_reduce_kernel,
+            {"out_ptr": "*" + dt, "partial_ptr": "*" + acc_name, "counter_ptr": "*i32", **ptrs,
+             **sizes, **strides, "scale": "fp64", "BLOCK": "constexpr",
+             "REDUCE_BLOCK": "constexpr", "ACC": "constexpr", "FLAT": "constexpr"},
+            {**const, "REDUCE_BLOCK": REDUCE_BLOCK}, dt))
         specs.append(CompileSpec(
             mse_none_kernel,
             {"out_ptr": "*" + dt, **ptrs, **sizes, **strides, "BLOCK": "constexpr",
              "ACC": "constexpr", "FLAT": "constexpr"}, const, dt))
-        specs.append(CompileSpec(
-            mse_finish_kernel,
-            {"out_ptr": "*" + dt, "partial_ptr": "*" + acc_name, "n_partials": "i32",
-             "scale": "fp64", "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK}, dt))
         for per_element in (False, True):
             flags = {"PER_ELEMENT_GRAD": per_element, "NEED_INPUT": True, "NEED_TARGET": True}
             specs.append(CompileSpec(

@@ -93,7 +93,7 @@ def elementwise_sweep(rows: list) -> None:
         finally:
             relu_kernels.RELU_BLOCK, mse_kernels.BLOCK = saved
         saved_partials = mse_kernels.MAX_PARTIALS
-        try:  # programs of the MSE forward reduction (the kernel alone, then the op)
+        try:  # programs of the MSE forward reduction (the launcher: one launch)
             for programs in (512, 1024, 2048, 4096, 8192, 16384):
                 mse_kernels.MAX_PARTIALS = programs
                 ms = bench(lambda: mse_kernels.mse_fwd(x, y, "mean"))

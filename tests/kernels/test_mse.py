@@ -4,6 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.launches import recorded_launches
+from tritongrad.kernels import mse as mse_kernels
+from tritongrad.kernels._arrivals import arrival_counter
 from tritongrad.kernels._checks import DTypeError, ShapeError
 from tritongrad.kernels.mse import BLOCK, mse_bwd, mse_fwd
 from tritongrad.testing.compare import assert_close
@@ -91,6 +94,21 @@ def test_deterministic_reduction():
     input, target = torch.randn(3 * BLOCK + 17), torch.randn(3 * BLOCK + 17)
     first = mse_fwd(input, target, "sum")
     assert all(torch.equal(first, mse_fwd(input, target, "sum")) for _ in range(2))
+
+
+@pytest.mark.parametrize("max_partials", [1, 2, 3])
+def test_one_launch_grid_stride(monkeypatch, max_partials):
+    # 7 blocks over 1, 2 or 3 programs: each program loops over several blocks (the last
+    # one ragged), and whichever program takes the last ticket adds every partial.
+    monkeypatch.setattr(mse_kernels, "MAX_PARTIALS", max_partials)
+    input, target = torch.randn(6 * BLOCK + 5), torch.randn(6 * BLOCK + 5)
+    with recorded_launches() as launches:
+        loss = mse_fwd(input, target, "mean")
+    assert [info.grid for info in launches] == [(max_partials,)]
+    expected = ((input.double() - target.double()) ** 2).mean()
+    assert_close(loss, expected.float(), dtype=torch.float32)
+    # The finishing program leaves the counter at 0 for the next launch.
+    assert arrival_counter(input.device).item() == 0
 
 
 def test_errors_name_what_they_saw():
