@@ -18,6 +18,8 @@ types the argument fp32 on a GPU; the interpreter hides this).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -125,9 +127,11 @@ def binary_kernel(
 
     out_ptr, a_ptr, b_ptr: tensors of that shape read/written through their strides
         (a_s*, b_s*, out_s*; 0 on broadcast dims); out may alias a or b exactly.
-    alpha: "add"/"sub" compute a +- alpha * b; for "pow_bwd" the exponent e.
+    alpha: "add"/"sub" compute a +- alpha * b; for "pow_bwd" the exponent e; for
+        "rpow_bwd" ln(s) of the scalar base s.
     numel: element count; size1..size5: trailing sizes (dim 0's is implied).
-    OP: "add", "sub", "mul", "div", or "pow_bwd" (a = grad, b = x, see pow_scalar_bwd).
+    OP: "add", "sub", "mul", "div", "pow_bwd" (a = grad, b = x, see pow_scalar_bwd) or
+        "rpow_bwd" (a = grad, b = s ** x, see rpow_scalar_bwd).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -149,6 +153,12 @@ def binary_kernel(
         result = a * b
     elif OP == "div":
         result = div_rn(a, b)
+    elif OP == "rpow_bwd":
+        # d/dx s**x = s**x * ln s, so grad_x = grad * (out * ln s), in torch's order. For
+        # s = 0, ln s = -inf, and torch zeroes the gradient where x >= 0: there out = 0**x
+        # is 0 or 1 (0 * -inf would be NaN). x < 0 gives out = inf, so -inf; NaN stays NaN.
+        zero_base_flat = ((tl.zeros_like(b) + scalar) == float("-inf")) & (b <= 1.0)
+        result = a * tl.where(zero_base_flat, 0.0, b * scalar)
     else:
         # d/dx x**e = e * x**(e-1), so grad_x = grad * e * x**(e-1). torch masks e == 0
         # to a zero gradient (where x**-1 would make 0 * inf = NaN at x = 0); e = 0.5
@@ -408,26 +418,43 @@ def unary(op: str, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Te
     return _unary_launch(op, x, 0.0, out, 1)
 
 
-def pow_scalar_bwd(grad: torch.Tensor, x: torch.Tensor, exponent: float) -> torch.Tensor:
-    """grad_x = grad * e * x ** (e - 1) for out = x ** e (0 where e == 0, as torch)."""
-    check_tensor("pow_backward", "grad", grad, FLOAT_DTYPES)
-    check_tensor("pow_backward", "x", x, FLOAT_DTYPES)
-    check_same_device("pow_backward", grad=grad, x=x)
-    check_same_dtype("pow_backward", grad=grad, x=x)
-    if tuple(grad.shape) != tuple(x.shape):
-        raise ShapeError(f"pow_backward: grad shape {tuple(grad.shape)} != x shape "
-                         f"{tuple(x.shape)}")
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+def _scalar_pow_bwd(name: str, op: str, grad: torch.Tensor, saved: torch.Tensor,
+                    saved_name: str, alpha: float, flops_per_element: int) -> torch.Tensor:
+    check_tensor(name, "grad", grad, FLOAT_DTYPES)
+    check_tensor(name, saved_name, saved, FLOAT_DTYPES)
+    check_same_device(name, grad=grad, **{saved_name: saved})
+    check_same_dtype(name, grad=grad, **{saved_name: saved})
+    if tuple(grad.shape) != tuple(saved.shape):
+        raise ShapeError(f"{name}: grad shape {tuple(grad.shape)} != {saved_name} shape "
+                         f"{tuple(saved.shape)}")
+    out = torch.empty(saved.shape, dtype=saved.dtype, device=saved.device)
     numel = out.numel()
     if numel == 0:
         return out
-    sizes, (g_st, x_st, out_st), flat = _layout(out.shape, grad, x, out)
+    sizes, (g_st, s_st, out_st), flat = _layout(out.shape, grad, saved, out)
     launch(
-        binary_kernel, (cdiv(numel, BLOCK),), out, grad, x, float(exponent), numel,
-        *sizes[1:], *g_st, *x_st, *out_st, OP="pow_bwd", FLAT=flat, BLOCK=BLOCK,
-        flops=numel * 12, bytes_moved=numel * 3 * x.element_size(),
+        binary_kernel, (cdiv(numel, BLOCK),), out, grad, saved, float(alpha), numel,
+        *sizes[1:], *g_st, *s_st, *out_st, OP=op, FLAT=flat, BLOCK=BLOCK,
+        flops=numel * flops_per_element, bytes_moved=numel * 3 * saved.element_size(),
     )
     return out
+
+
+def pow_scalar_bwd(grad: torch.Tensor, x: torch.Tensor, exponent: float) -> torch.Tensor:
+    """grad_x = grad * e * x ** (e - 1) for out = x ** e (0 where e == 0, as torch)."""
+    return _scalar_pow_bwd("pow_backward", "pow_bwd", grad, x, "x", exponent, 12)
+
+
+def rpow_scalar_bwd(grad: torch.Tensor, out: torch.Tensor, base: float) -> torch.Tensor:
+    """grad_x = grad * (out * ln(base)) for out = base ** x, from the saved ``out``; as
+    torch: 0 where x >= 0 when base == 0, NaN for a negative base."""
+    if base > 0:
+        log_base = math.log(base)
+    elif base == 0:
+        log_base = float("-inf")
+    else:
+        log_base = float("nan")
+    return _scalar_pow_bwd("pow_backward", "rpow_bwd", grad, out, "out", log_base, 3)
 
 
 def _mul_div_bwd(op: str, grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
@@ -482,7 +509,8 @@ def _specs() -> list[CompileSpec]:
     specs = []
     for dtype, op, flat in [("fp32", "add", True), ("bf16", "sub", False), ("fp16", "mul", True),
                             ("fp64", "div", False), ("fp32", "pow_bwd", False),
-                            ("fp64", "pow_bwd", True)]:
+                            ("fp64", "pow_bwd", True), ("bf16", "rpow_bwd", True),
+                            ("fp32", "rpow_bwd", False)]:
         sig = {"out_ptr": "*" + dtype, "a_ptr": "*" + dtype, "b_ptr": "*" + dtype,
                "alpha": "fp64", **sizes, **strides("a", "b", "out"),
                "OP": "constexpr", "FLAT": "constexpr", "BLOCK": "constexpr"}

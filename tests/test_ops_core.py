@@ -54,6 +54,26 @@ def test_unary_and_scalar_ops(op, dtype):
     assert_parity(fns[op], fns[op], x, dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("base", [0.0, -2.0, 2.0, 1.0])
+def test_scalar_base_pow_gradient_at_special_exponents(base, dtype):
+    # torch zeroes d(0 ** x)/dx where x >= 0 (0 * ln 0 would be NaN) and gives -inf * grad
+    # where x < 0; a negative base has NaN gradients; inf, -0.0 and NaN exponents included.
+    values = [-2.0, -0.5, -0.0, 0.0, 0.5, 3.0, float("inf"), float("-inf"), float("nan")]
+    x = torch.tensor(values).to(dtype)
+    grad = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0, 2.0, 1.5, -0.5, 1.0]).to(dtype)
+    expected_x = x.clone().requires_grad_()
+    expected = base ** expected_x
+    expected.backward(grad)
+    ours_x = tg.from_torch(x.to(tg.device())).requires_grad_()
+    with recorded_launches() as launches:
+        ours = base ** ours_x
+        ours.backward(tg.from_torch(grad.to(tg.device())))
+    assert len(launches) == 2  # the forward, and one fused backward kernel
+    torch.testing.assert_close(ours.torch().cpu(), expected.detach(), equal_nan=True)
+    torch.testing.assert_close(ours_x.grad.torch().cpu(), expected_x.grad, equal_nan=True)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("dim,keepdim", [(None, False), (0, False), (1, True), ((0, 2), False), (-1, True)])
 @pytest.mark.parametrize("kind", ["sum", "mean"])

@@ -7,7 +7,6 @@ broadcast dims (``sum_to_shape``), since that operand fed every element there.
 
 from __future__ import annotations
 
-import math
 import numbers
 
 import torch
@@ -99,9 +98,9 @@ class ScalarOp(Function):
     def forward(ctx, a: Tensor, op: str, scalar: float, reverse: bool) -> Tensor:
         ctx.op, ctx.scalar, ctx.reverse = op, scalar, reverse
         out = Tensor._wrap(ew.binary_scalar(op, a._data, scalar, reverse=reverse))
-        if op in ("pow", "div") and reverse:
-            ctx.save_for_backward(a, out)
-        elif op == "pow":
+        if op == "pow" and reverse:
+            ctx.save_for_backward(out)
+        elif op == "pow" or (op == "div" and reverse):
             ctx.save_for_backward(a)
         return out
 
@@ -118,15 +117,14 @@ class ScalarOp(Function):
         elif op == "div" and not reverse:
             result = ew.binary_scalar("div", g, s)
         elif op == "div":
-            a, _ = ctx.saved_tensors
+            (a,) = ctx.saved_tensors
             result = ew.binary_scalar("mul", ew.pow_scalar_bwd(g, a._data, -1.0), s)
         elif op == "pow" and not reverse:
             (a,) = ctx.saved_tensors
             result = ew.pow_scalar_bwd(g, a._data, s)
         else:  # s ** a
-            _, out = ctx.saved_tensors
-            log_base = math.log(s) if s > 0 else float("nan")
-            result = ew.binary_scalar("mul", ew.binary("mul", g, out._data), log_base)
+            (out,) = ctx.saved_tensors
+            result = ew.rpow_scalar_bwd(g, out._data, s)
         return Tensor._wrap(result), None, None, None
 
 
