@@ -46,6 +46,9 @@ class ValueCheckError(TritongradError, RuntimeError):
 
 
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+# Integer tensors take exact integer add, sub, mul, neg, abs and powers (wrapping on
+# overflow, as torch's); anything else on them computes in a float dtype.
+INTEGER_DTYPES = (torch.int64, torch.int32, torch.int8, torch.uint8)
 
 # Triton type strings, for compile specs and messages.
 TRITON_DTYPE = {

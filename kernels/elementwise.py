@@ -26,6 +26,8 @@ import triton.language as tl
 
 from ._checks import (
     FLOAT_DTYPES,
+    INTEGER_DTYPES,
+    DTypeError,
     LayoutError,
     ShapeError,
     check_same_device,
@@ -39,15 +41,16 @@ from .copy import MAX_DIMS, flat_layout, offsets_of
 
 BLOCK = 1024
 BINARY_OPS = ("add", "sub", "mul", "div")
+INTEGER_OPS = ("add", "sub", "mul", "rsub", "neg", "abs", "pow", "rpow")  # exact on integers
 SCALAR_OPS = ("add", "sub", "mul", "div", "pow")
 UNARY_OPS = ("neg", "exp", "log", "sqrt", "abs")
 
 
 @triton.jit
 def upcast(x):
-    """fp64 stays fp64; every other float becomes fp32 (bf16 arithmetic is wrong
-    under the interpreter, and fp32 is what the GPU should compute in)."""
-    if x.dtype == tl.float64:
+    """fp64 and integers stay as they are; every other float becomes fp32 (bf16 arithmetic
+    is wrong under the interpreter, and fp32 is what the GPU should compute in)."""
+    if x.dtype == tl.float64 or x.dtype.is_int():
         out = x
     else:
         out = x.to(tl.float32)
@@ -112,6 +115,26 @@ def pow_fp(base, exponent, SCALAR_EXPONENT: tl.constexpr):
     result = tl.where(exponent == -2.0, div_rn(tl.zeros_like(base) + 1.0, base * base), result)
     is_one = (exponent == 0.0) | (base == 1.0) | ((base == -1.0) & (tl.abs(exponent) == inf))
     return tl.where(is_one, 1.0, result)
+
+
+@triton.jit
+def int_pow(base, n):
+    """base ** n elementwise for integer tensors of one shape and dtype, by squaring:
+    base ** n = prod of base ** (2^k) over the set bits k of n. Every product is in the
+    integer type and wraps on overflow. A negative n gives what torch's integer pow gives:
+    1 for base 1, +-1 for base -1 (by n's parity), else 0."""
+    result = tl.zeros_like(base) + 1
+    square = base
+    e = tl.where(n < 0, 0, n)
+    while tl.max(e, axis=0) > 0:
+        result = tl.where((e % 2) == 1, result * square, result)
+        square = square * square
+        e = e // 2
+    if base.dtype.is_int_signed():
+        odd = (n % 2) != 0
+        negative = tl.where(base == 1, 1, tl.where(base == -1, tl.where(odd, -1, 1), 0))
+        result = tl.where(n < 0, negative.to(result.dtype), result)
+    return result
 
 
 @triton.jit
@@ -182,7 +205,8 @@ def unary_kernel(
     scalar: the host scalar s of the scalar ops (unused by the unary ones).
     numel: element count; size1..size5: trailing sizes (dim 0's is implied).
     OP: "neg", "exp", "log", "sqrt", "abs", or x-op-s "add", "sub", "mul", "div",
-        "pow", or s-op-x "rsub", "rdiv", "rpow".
+        "pow", or s-op-x "rsub", "rdiv", "rpow"; for integer x, "ipow" and "ripow" are
+        the exact integer powers (see int_pow).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -217,6 +241,10 @@ def unary_kernel(
         result = div_rn(tl.zeros_like(x) + s, x)
     elif OP == "pow":
         result = pow_fp(x, tl.zeros_like(x) + s, True)
+    elif OP == "ipow":  # integer x ** integer s
+        result = int_pow(x, tl.zeros_like(x) + s)
+    elif OP == "ripow":  # integer s ** integer x
+        result = int_pow(tl.zeros_like(x) + s, x)
     else:  # "rpow"
         result = pow_fp(tl.zeros_like(x) + s, x, False)
     tl.store(out_ptr + out_off, cast_to(result, out_ptr.dtype.element_ty), mask=mask)
@@ -304,12 +332,13 @@ def _memory_span(t: torch.Tensor) -> tuple[int, int]:
     return t.data_ptr() + low * t.element_size(), t.data_ptr() + (high + 1) * t.element_size() - 1
 
 
-def _check_out(op: str, out: torch.Tensor, *inputs: torch.Tensor) -> None:
+def _check_out(op: str, out: torch.Tensor, *inputs: torch.Tensor,
+               dtypes: tuple = FLOAT_DTYPES) -> None:
     """out has the result's shape (the inputs come expanded to it), can be written without
     self-collision, and overlaps no input except one it aliases exactly (same address
     and strides: an in-place op)."""
     shape = inputs[0].shape
-    check_tensor(op, "out", out, FLOAT_DTYPES)
+    check_tensor(op, "out", out, dtypes)
     check_same_device(op, out=out, input=inputs[0])
     if tuple(out.shape) != tuple(shape):
         raise ShapeError(
@@ -352,16 +381,19 @@ def binary(
     gets the result rounded into it) when given."""
     if op not in BINARY_OPS:
         raise ValueError(f"binary: op must be one of {BINARY_OPS}, got {op!r}")
-    check_tensor(op, "a", a, FLOAT_DTYPES)
-    check_tensor(op, "b", b, FLOAT_DTYPES)
+    dtypes = _dtypes_for(op)
+    check_tensor(op, "a", a, dtypes)
+    check_tensor(op, "b", b, dtypes)
     check_same_device(op, a=a, b=b)
     check_same_dtype(op, a=a, b=b)
+    if not a.is_floating_point() and not float(alpha).is_integer():
+        raise DTypeError(f"{op}: alpha must be an integer for {a.dtype} tensors, got {alpha!r}")
     in_bytes = a.numel() * a.element_size() + b.numel() * b.element_size()
     a_full, b_full = _broadcast(op, a, b)
     if out is None:
         out = torch.empty(a_full.shape, dtype=a.dtype, device=a.device)
     else:
-        _check_out(op, out, a_full, b_full)
+        _check_out(op, out, a_full, b_full, dtypes=dtypes)
     numel = out.numel()
     if numel == 0:
         return out
@@ -375,13 +407,29 @@ def binary(
     return out
 
 
+def _dtypes_for(op: str) -> tuple:
+    return FLOAT_DTYPES + INTEGER_DTYPES if op in INTEGER_OPS else FLOAT_DTYPES
+
+
 def _unary_launch(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | None,
                   flops_per_element: int) -> torch.Tensor:
-    check_tensor(op, "x", x, FLOAT_DTYPES)
+    dtypes = _dtypes_for(op)
+    check_tensor(op, "x", x, dtypes)
+    if not x.is_floating_point():
+        if not (float(scalar).is_integer() and abs(scalar) <= 2**53):
+            raise DTypeError(f"{op}: an integer tensor ({x.dtype}) takes integer scalars up to "
+                             f"2^53 exactly; got {scalar!r}")
+        if op == "rpow":
+            op = "ripow"
+        elif op == "pow":
+            if scalar < 0:
+                raise ValueError(f"{op}: Integers to negative integer powers are not allowed "
+                                 f"(a {x.dtype} tensor ** {scalar:g})")
+            op = "ipow"
     if out is None:
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     else:
-        _check_out(op, out, x)
+        _check_out(op, out, x, dtypes=dtypes)
     numel = out.numel()
     if numel == 0:
         return out
@@ -510,7 +558,8 @@ def _specs() -> list[CompileSpec]:
     for dtype, op, flat in [("fp32", "add", True), ("bf16", "sub", False), ("fp16", "mul", True),
                             ("fp64", "div", False), ("fp32", "pow_bwd", False),
                             ("fp64", "pow_bwd", True), ("bf16", "rpow_bwd", True),
-                            ("fp32", "rpow_bwd", False)]:
+                            ("fp32", "rpow_bwd", False), ("i64", "add", True), ("i32", "sub", False),
+                            ("i8", "mul", True)]:
         sig = {"out_ptr": "*" + dtype, "a_ptr": "*" + dtype, "b_ptr": "*" + dtype,
                "alpha": "fp64", **sizes, **strides("a", "b", "out"),
                "OP": "constexpr", "FLAT": "constexpr", "BLOCK": "constexpr"}
@@ -524,6 +573,13 @@ def _specs() -> list[CompileSpec]:
                    "BLOCK": "constexpr"}
             flat = i % 2 == 0
             specs.append(CompileSpec(unary_kernel, sig, {"OP": op, "FLAT": flat, "BLOCK": BLOCK},
+                                     f"{op}-{dtype}"))
+    for op in ("neg", "abs", "add", "sub", "rsub", "mul", "ipow", "ripow"):
+        for dtype in ("i64", "u8"):
+            sig = {"out_ptr": "*" + dtype, "x_ptr": "*" + dtype, "scalar": "fp64", **sizes,
+                   **strides("x", "out"), "OP": "constexpr", "FLAT": "constexpr",
+                   "BLOCK": "constexpr"}
+            specs.append(CompileSpec(unary_kernel, sig, {"OP": op, "FLAT": True, "BLOCK": BLOCK},
                                      f"{op}-{dtype}"))
     for dtype, op, need_a, need_b in [("fp32", "mul", True, True), ("bf16", "div", True, True),
                                       ("fp16", "div", False, True), ("fp64", "mul", True, False)]:

@@ -125,6 +125,55 @@ def test_mixed_float_dtypes_promote_like_torch():
     assert (tg.tensor([1, 2]) * 0.5).dtype == torch.float32
 
 
+INT_CASES = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "add_int": lambda a, b: a + 3, "rsub_int": lambda a, b: 7 - a,
+    "mul_int": lambda a, b: a * -3, "mul_float": lambda a, b: a * 0.5, "neg": lambda a, b: -a,
+    "pow_int": lambda a, b: a ** 3, "pow_float": lambda a, b: a ** 2.0,
+    "rpow_int": lambda a, b: 2 ** b, "rpow_neg_base": lambda a, b: (-1) ** b,
+    "mixed_width": lambda a, b: a + b.to(torch.int32), "zero_dim": lambda a, b: a * b[0],
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int8, torch.uint8])
+@pytest.mark.parametrize("case", sorted(INT_CASES))
+def test_integer_arithmetic_is_exact_and_keeps_torchs_dtype(case, dtype):
+    # 2^25 + 1 is not an fp32 value: computing int64 arithmetic in fp32 would show here.
+    big = 2**25 + 1 if dtype in (torch.int64, torch.int32) else 100
+    a = torch.tensor([[1, 2, big], [0, 5, 7]]).to(dtype)
+    b = torch.tensor([3, 2, 5]).to(dtype)  # broadcast along the rows
+    if case == "neg" and dtype == torch.uint8:
+        pytest.skip("torch's uint8 negation wraps; covered by the other uint8 cases")
+    expected = INT_CASES[case](a, b)
+    with recorded_launches() as launches:
+        ours = INT_CASES[case](tg.from_torch(a.to(tg.device())), tg.from_torch(b.to(tg.device())))
+    assert launches, "computed by our kernels"
+    got = ours.torch().cpu()
+    assert got.dtype == expected.dtype
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_integer_in_place_and_what_integers_refuse():
+    a = tg.tensor([1, 2, 2**40 + 3])
+    a += 2
+    a *= 3
+    a.add_(tg.tensor([1, 1, 1]), alpha=2)
+    assert a.tolist() == [(1 + 2) * 3 + 2, (2 + 2) * 3 + 2, (2**40 + 5) * 3 + 2]
+    with pytest.raises(tg.DTypeError, match="integer scalars.*0.5"):
+        a += 0.5  # torch: result type Float can't be cast to Long
+    with pytest.raises(tg.DTypeError, match="float32 can't be cast.*int64"):
+        a += tg.tensor([0.5, 0.5, 0.5])
+    with pytest.raises(tg.DTypeError, match="div"):
+        a /= 2
+    with pytest.raises(tg.DTypeError, match="alpha must be an integer"):
+        a.add_(tg.tensor([1, 1, 1]), alpha=0.5)
+    with pytest.raises(ValueError, match="negative integer powers.*int64"):
+        a ** -1
+    with pytest.raises(tg.DTypeError, match="bool"):
+        tg.tensor([True]) + tg.tensor([False])
+    assert (tg.tensor([True, False]) + 1).tolist() == [2, 1]  # bool promotes to int64
+
+
 def test_clone_contiguous_and_cast_run_on_our_kernel():
     with recorded_launches() as launches:
         x = tg.tensor(np.arange(6.0).reshape(2, 3))

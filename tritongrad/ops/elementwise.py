@@ -13,6 +13,7 @@ import torch
 
 from ..autograd.function import Function
 from ..kernels import elementwise as ew
+from ..kernels._checks import INTEGER_DTYPES, DTypeError
 from ..kernels.reduction import sum_to_shape
 from ..tensor import Tensor, _as_tensor
 
@@ -195,10 +196,16 @@ def _result_dtype(a: Tensor, b: Tensor) -> torch.dtype:
     return torch.promote_types(a.dtype, b.dtype)
 
 
-def _promoted(a: Tensor, b: Tensor) -> tuple:
+def _promoted(op: str, a: Tensor, b: Tensor) -> tuple:
+    """Both operands in torch's result dtype; true division of integers computes in fp32,
+    as torch's (the default float dtype)."""
     dtype = _result_dtype(a, b)
     if not dtype.is_floating_point:
-        dtype = torch.float32  # integer arithmetic is not a kernel of ours: compute in fp32
+        if op == "div":
+            dtype = torch.float32
+        elif dtype not in INTEGER_DTYPES:
+            raise DTypeError(f"{op}: arithmetic on {a.dtype} and {b.dtype} tensors (result "
+                             f"{dtype}) is not supported; convert with .long() or .float()")
     return (a if a.dtype == dtype else a.to(dtype)), (b if b.dtype == dtype else b.to(dtype))
 
 
@@ -206,10 +213,22 @@ def _float_operand(a: Tensor) -> Tensor:
     return a if a.is_floating_point() else a.to(torch.float32)
 
 
+def _scalar_operand(op: str, a: Tensor, scalar) -> Tensor:
+    """a as the scalar op computes it: an integer tensor with an integer scalar stays
+    integer for the ops that are exact on integers (a bool tensor becomes int64, as
+    torch promotes it); everything else computes in a float dtype."""
+    if isinstance(scalar, numbers.Integral) and op in ("add", "sub", "mul", "pow"):
+        if a.dtype in INTEGER_DTYPES:
+            return a
+        if a.dtype == torch.bool:
+            return a.to(torch.int64)
+    return _float_operand(a)
+
+
 def _binary(op: str, a, b, function: type) -> Tensor:
     if isinstance(b, numbers.Number) and not isinstance(b, bool):
-        return ScalarOp.apply(_float_operand(a), op, float(b), False)
-    a, b = _promoted(a, _as_tensor(b, a))
+        return ScalarOp.apply(_scalar_operand(op, a, b), op, float(b), False)
+    a, b = _promoted(op, a, _as_tensor(b, a))
     return function.apply(a, b)
 
 
@@ -231,7 +250,7 @@ def div(a: Tensor, b) -> Tensor:
 
 def rsub(a: Tensor, scalar) -> Tensor:
     if isinstance(scalar, numbers.Number):
-        return ScalarOp.apply(_float_operand(a), "sub", float(scalar), True)
+        return ScalarOp.apply(_scalar_operand("sub", a, scalar), "sub", float(scalar), True)
     return sub(_as_tensor(scalar, a), a)
 
 
@@ -245,13 +264,13 @@ def pow(a: Tensor, exponent) -> Tensor:
     if not isinstance(exponent, numbers.Number):
         raise TypeError("tritongrad supports tensor ** python-number only "
                         f"(got an exponent of type {type(exponent).__name__})")
-    return ScalarOp.apply(_float_operand(a), "pow", float(exponent), False)
+    return ScalarOp.apply(_scalar_operand("pow", a, exponent), "pow", float(exponent), False)
 
 
 def rpow(a: Tensor, base) -> Tensor:
     if not isinstance(base, numbers.Number):
         raise TypeError(f"unsupported base of type {type(base).__name__} for ** with a Tensor")
-    return ScalarOp.apply(_float_operand(a), "pow", float(base), True)
+    return ScalarOp.apply(_scalar_operand("pow", a, base), "pow", float(base), True)
 
 
 def neg(a: Tensor) -> Tensor:
@@ -279,6 +298,9 @@ def inplace(target: Tensor, op: str, other, alpha: float = 1.0) -> Tensor:
     else:
         other = _as_tensor(other, target)
         data = other._data
+        if data.is_floating_point() and not target.is_floating_point():
+            raise DTypeError(f"{op}_: result type {data.dtype} can't be cast to the desired "
+                             f"output type {target.dtype}")
         if data.dtype != target.dtype:
             from ..kernels.copy import copy
 
