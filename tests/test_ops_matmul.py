@@ -7,6 +7,8 @@ import torch.nn.functional as F
 import tritongrad as tg
 from tests.launches import recorded_launches
 from tritongrad.kernels._checks import ShapeError
+from tritongrad.kernels.matmul import matmul as kernel_matmul
+from tritongrad.ops import matmul as matmul_ops
 from tritongrad.ops.matmul import Linear, LinearReLU, MatMul, linear, linear_relu, matmul
 from tritongrad.testing import assert_close, assert_parity, reference_for
 
@@ -146,3 +148,80 @@ def test_linear_wrong_feature_size_names_sizes(fn):
 def test_matmul_shape_mismatch():
     with pytest.raises(ShapeError, match=r"\(2x3 and 4x5\)"):
         matmul(tg.from_torch(randn(2, 3)), tg.from_torch(randn(4, 5)))
+
+
+# --- TF32: tg.backends.matmul.allow_tf32 ---------------------------------------------------
+
+
+def tf32_bound(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-element bound on |x @ y - exact| with TF32 inputs and fp32 accumulation:
+    ((1 + u_t)^2 - 1 + gamma_K (1 + u_t)^2) (|x| |y|), u_t = 2^-10 (derived in
+    tests/kernels/test_matmul.py::test_tf32_opt_in)."""
+    k = x.shape[-1]
+    u_t, u = 2.0**-10, 2.0**-24
+    gamma_k = k * u / (1 - k * u)
+    return ((1 + u_t) ** 2 - 1 + gamma_k * (1 + u_t) ** 2) * (x.double().abs() @ y.double().abs())
+
+
+@pytest.fixture
+def tf32_on_both_sides():
+    """TF32 allowed in tritongrad and in torch (the reference), restored afterwards."""
+    before = tg.backends.matmul.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    tg.backends.matmul.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    yield
+    tg.backends.matmul.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+@pytest.mark.parametrize("fn_name", ["matmul", "linear", "linear_relu"])
+def test_tf32_switch_against_torch_with_tf32_allowed(fn_name, tf32_on_both_sides):
+    # Both results lie within the TF32 bound of the exact product, so they may differ by
+    # twice it (rounding and summation order differ; a fixed rtol fails some elements on a
+    # GPU). Every gradient is a product too, with its own bound.
+    M, N, K = 100, 33, 129
+    a, b, g = randn(M, K), randn(K, N), randn(M, N)
+    fns = {"matmul": (lambda x, y: x @ y, lambda x, y: x @ y),
+           "linear": (lambda x, w: linear(x, w), lambda x, w: F.linear(x, w)),
+           "linear_relu": (lambda x, w: linear_relu(x, w), lambda x, w: torch.relu(F.linear(x, w)))}
+    ours_fn, torch_fn = fns[fn_name]
+    w = b if fn_name == "matmul" else b.T.contiguous()  # linear takes W as (out, in)
+    if fn_name == "linear_relu":
+        g = g * (F.linear(a, w) > 0)  # compare where the ReLU passes gradient
+    x_t, w_t = a.clone().requires_grad_(), w.clone().requires_grad_()
+    out_t = torch_fn(x_t, w_t)
+    out_t.backward(g)
+    x, wt = tg.from_torch(a, requires_grad=True), tg.from_torch(w, requires_grad=True)
+    out = ours_fn(x, wt)
+    out.backward(tg.from_torch(g))
+    w_kn = w if fn_name == "matmul" else w.T
+    checks = [("output", out.torch(), out_t, tf32_bound(a, w_kn)),
+              ("grad x", x.grad.torch(), x_t.grad, tf32_bound(g, w_kn.T)),
+              ("grad w", wt.grad.torch(), w_t.grad,
+               tf32_bound(a.T, g) if fn_name == "matmul" else tf32_bound(g.T, a))]
+    for name, ours, theirs, bound in checks:
+        error = (ours.double() - theirs.double()).abs()
+        assert (error <= 2 * bound).all(), f"{fn_name} {name}: {float(error.max()):.3g} over 2x bound"
+    if DEVICE.type == "cuda":  # and the switch did something (the interpreter ignores it)
+        tg.backends.matmul.allow_tf32 = False
+        assert not torch.equal(ours_fn(tg.from_torch(a), tg.from_torch(w)).torch(), out.torch())
+
+
+def test_tf32_switch_reaches_every_product(monkeypatch):
+    seen = []
+
+    def spy(a, b, **options):
+        seen.append(options["allow_tf32"])
+        return kernel_matmul(a, b, **options)
+
+    monkeypatch.setattr(matmul_ops, "kernel_matmul", spy)
+    x = tg.from_torch(randn(7, 33), requires_grad=True)
+    w = tg.from_torch(randn(5, 33), requires_grad=True)
+    target = tg.from_torch(torch.tensor([0, 1, 2, 3, 4, 0, 1], device=DEVICE))
+    for allowed in (False, True):
+        monkeypatch.setattr(tg.backends.matmul, "allow_tf32", allowed)
+        seen.clear()
+        (x @ w.T).sum().backward()
+        linear(x, w).sum().backward()
+        linear_relu(x, w).sum().backward()
+        tg.nn.functional.linear_cross_entropy(x, w, target).backward()
+        assert seen == [allowed] * 12, seen  # forward, dX and dW of each of the 4 ops

@@ -21,9 +21,9 @@ from ..kernels import cross_entropy as ce
 from ..kernels._checks import DTypeError, ShapeError
 from ..kernels._launch import cdiv
 from ..kernels.copy import copy as copy_kernel
-from ..kernels.matmul import matmul
 from ..kernels.mse import mse_bwd, mse_fwd
 from ..tensor import Tensor
+from .matmul import mm
 
 CHECK_LABELS = True
 
@@ -262,7 +262,7 @@ def _chunked_pass(h, w, t, b, ignore_index, label_smoothing, errors, *, row_loss
     for start in range(0, n_rows, chunk):
         end = min(start + chunk, n_rows)
         h_chunk, t_chunk = h[start:end], t[start:end]
-        logits = matmul(h_chunk, weight_t, bias=b)
+        logits = mm(h_chunk, weight_t, bias=b)
         grad_chunk = grad_buffer[: end - start] if want_grad else None
         losses = row_loss[start:end] if row_loss is not None else scratch_loss[: end - start]
         ce.cross_entropy_rows(logits, t_chunk, losses, grad_chunk, errors, ignore_index,
@@ -272,9 +272,9 @@ def _chunked_pass(h, w, t, b, ignore_index, label_smoothing, errors, *, row_loss
         if row_scale is not None:  # 'none': dloss/dlogits_r = grad[r] * G_r
             grad_chunk = ce.cross_entropy_bwd(row_scale[start:end], grad_chunk, None, "none")
         if grad_hidden is not None:
-            matmul(grad_chunk, w, out=grad_hidden[start:end])
+            mm(grad_chunk, w, out=grad_hidden[start:end])
         if grad_weight is not None:
-            matmul(grad_chunk.T, h_chunk, out=grad_weight, accumulate=True,
+            mm(grad_chunk.T, h_chunk, out=grad_weight, accumulate=True,
                    bias_grad_out=grad_bias)
 
 

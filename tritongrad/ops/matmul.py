@@ -33,12 +33,18 @@ import math
 
 import torch
 
+from .. import backends
 from ..autograd.function import Function
 from ..kernels import copy as copy_kernels
 from ..kernels import reduction as reduction_kernels
 from ..kernels._checks import ShapeError
-from ..kernels.matmul import matmul as mm
+from ..kernels.matmul import matmul as kernel_matmul
 from ..tensor import Tensor
+
+
+def mm(a: torch.Tensor, b: torch.Tensor, **options) -> torch.Tensor:
+    """The matmul kernel, with TF32 as ``tg.backends.matmul.allow_tf32`` says now."""
+    return kernel_matmul(a, b, allow_tf32=backends.matmul.allow_tf32, **options)
 
 
 def _view_or_copy(t: torch.Tensor, shape: tuple) -> torch.Tensor:
