@@ -26,16 +26,18 @@ moments before. Rows whose target is ignore_index read nothing and get loss 0
 and gradient 0.
 
 Label range is a value check, so it runs on the device: the row kernel sets an
-int32 flag (and stores the offending label) for a label outside [0, C) that is
-not ignore_index; ``check_labels=True`` reads the flag (one host sync) and
-raises. Pass ``check_labels=False`` to keep the forward free of syncs when
+int32 flag for a label outside [0, C) that is not ignore_index;
+``check_labels=True`` reads the flag (one host sync) and, only when it is set, runs
+first_bad_label_kernel to name the first offending label in row order, as torch does,
+and raises. Pass ``check_labels=False`` to keep the forward free of syncs when
 benchmarking; a bad label then gives a NaN loss for its row (never an
 out-of-bounds read).
 
 Infinities and NaN follow torch: -inf on a non-target class is fine, -inf on
 the target gives an inf loss, a row that is all -inf or holds a NaN (or +inf)
-gives NaN. One difference: an ignored row holding a NaN gets gradient 0 here,
-where torch's log_softmax backward turns it into NaN.
+gives NaN. One difference: an ignored row holding a NaN or +inf gets gradient 0
+here, where torch's log_softmax backward turns the whole row into NaN (its loss is
+0 in both).
 """
 
 from __future__ import annotations
@@ -74,8 +76,29 @@ SCALE_BLOCK = 2048
 
 
 @triton.jit
+def first_bad_label_kernel(
+    label_ptr, target_ptr, n_rows, n_cols, ignore_index, stride_target, BLOCK: tl.constexpr,
+):
+    """label[0] = the first label, in row order, outside [0, n_cols) that is not
+    ignore_index; one program, launched only once the flag says there is one.
+
+    label_ptr: (1,) int64. target_ptr: (N,) int64 with stride stride_target.
+    """
+    offs = tl.arange(0, BLOCK).to(tl.int64)
+    first = n_rows.to(tl.int64)
+    for start in range(0, n_rows, BLOCK):
+        rows = start + offs
+        in_rows = rows < n_rows
+        t = tl.load(target_ptr + rows * stride_target, mask=in_rows, other=0)
+        bad = in_rows & (t != ignore_index) & ((t < 0) | (t >= n_cols))
+        first = tl.minimum(first, tl.min(tl.where(bad, rows, n_rows), axis=0))
+    first = tl.minimum(first, n_rows - 1)  # in bounds even if called with no bad row
+    tl.store(label_ptr, tl.load(target_ptr + first * stride_target))
+
+
+@triton.jit
 def cross_entropy_fwd_kernel(
-    loss_ptr, grad_ptr, err_flag_ptr, err_label_ptr, logits_ptr, target_ptr, n_valid_ptr,
+    loss_ptr, grad_ptr, err_flag_ptr, logits_ptr, target_ptr, n_valid_ptr,
     n_cols, ignore_index, label_smoothing,
     stride_logits_row, stride_logits_col, stride_grad_row, stride_target,
     BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr, COMPUTE_GRAD: tl.constexpr,
@@ -86,8 +109,8 @@ def cross_entropy_fwd_kernel(
     loss_ptr: (N,) row losses, contiguous (fp32, or the logits dtype for 'none').
     grad_ptr: (N, C) gradient, row stride stride_grad_row, column stride 1;
         written only when COMPUTE_GRAD (otherwise any pointer).
-    err_flag_ptr: (1,) int32, set to 1 by a row whose label is out of range.
-    err_label_ptr: (1,) int64, one offending label.
+    err_flag_ptr: (1,) int32, set to 1 by a row whose label is out of range (which label
+        is found on the error path only, by first_bad_label_kernel).
     logits_ptr: (N, C) fp32/fp16/bf16 with strides (stride_logits_row, stride_logits_col).
     target_ptr: (N,) int64 class indices with stride stride_target.
     n_valid_ptr: 0-d int64 count of non-ignored rows; read when PRESCALE, which divides
@@ -102,7 +125,6 @@ def cross_entropy_fwd_kernel(
     in_range = (target >= 0) & (target < n_cols)
     bad = active & ((target < 0) | (target >= n_cols))
     tl.store(err_flag_ptr, 1, mask=bad)
-    tl.store(err_label_ptr, target, mask=bad)
 
     logits_row = logits_ptr + row * stride_logits_row
     grad_row = grad_ptr + row * stride_grad_row
@@ -282,10 +304,16 @@ def new_label_errors(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
             torch.zeros((1,), dtype=torch.int64, device=device))
 
 
-def raise_on_label_errors(errors: tuple[torch.Tensor, torch.Tensor]) -> None:
-    """Read the device flag (one host sync) and raise OutOfRangeError if it is set."""
+def raise_on_label_errors(errors: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor,
+                          n_cols: int, ignore_index: int) -> None:
+    """Read the device flag (one host sync); if a row set it, find the first offending
+    label in row order (one more launch, on this error path only) and raise torch's
+    OutOfRangeError for it. Rows race to set the flag, so it cannot say which one."""
     flag, label = errors
     if int(flag.item()):
+        launch(first_bad_label_kernel, (1,), label, target, target.shape[0], n_cols,
+               int(ignore_index), target.stride(0), BLOCK=REDUCE_BLOCK,
+               flops=target.shape[0], bytes_moved=target.shape[0] * target.element_size())
         raise OutOfRangeError(f"{OP}: Target {int(label.item())} is out of bounds.")
 
 
@@ -334,7 +362,7 @@ def cross_entropy_rows(
     prescale = n_valid is not None and compute_grad
     launch(
         cross_entropy_fwd_kernel, (n_rows,),
-        row_loss, grad_logits if compute_grad else logits, errors[0], errors[1], logits, target,
+        row_loss, grad_logits if compute_grad else logits, errors[0], logits, target,
         n_valid if prescale else errors[1],
         n_cols, int(ignore_index), float(label_smoothing),
         logits.stride(0), logits.stride(1),
@@ -416,7 +444,7 @@ def cross_entropy_fwd(
     cross_entropy_rows(logits, target, row_loss, grad_logits, errors, ignore_index,
                        label_smoothing, n_valid=n_valid)
     if check_labels and n_rows:
-        raise_on_label_errors(errors)
+        raise_on_label_errors(errors, target, n_cols, ignore_index)
     if reduction == "none":
         return row_loss, grad_logits, None
     loss, n_valid = cross_entropy_reduce(row_loss, target, ignore_index, reduction, logits.dtype)
@@ -470,13 +498,16 @@ def cross_entropy_bwd(
 
 
 def _specs():
-    specs = []
+    specs = [CompileSpec(first_bad_label_kernel,
+                         {"label_ptr": "*i64", "target_ptr": "*i64", "n_rows": "i32",
+                          "n_cols": "i32", "ignore_index": "i64", "stride_target": "i64",
+                          "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK})]
     for dt in ("fp32", "bf16", "fp16"):
         for single, compute_grad, smoothing, prescale in [
                 (True, True, False, True), (False, True, True, True),
                 (True, False, True, False), (False, False, False, False)]:
             sig = {"loss_ptr": "*fp32", "grad_ptr": "*" + dt, "err_flag_ptr": "*i32",
-                   "err_label_ptr": "*i64", "logits_ptr": "*" + dt, "target_ptr": "*i64",
+                   "logits_ptr": "*" + dt, "target_ptr": "*i64",
                    "n_valid_ptr": "*i64", "n_cols": "i32", "ignore_index": "i64", "label_smoothing": "fp32",
                    "stride_logits_row": "i64", "stride_logits_col": "i64",
                    "stride_grad_row": "i64", "stride_target": "i64",

@@ -162,6 +162,12 @@ def test_cross_entropy_label_errors_and_check_switch(monkeypatch):
     logits = tg.randn(3, 10, requires_grad=True)
     with pytest.raises(tg.OutOfRangeError, match=r"Target 10 is out of bounds\."):
         losses.cross_entropy(logits, tg.from_torch(torch.tensor([1, 10, 2])))
+    # torch names the first bad label in row order, skipping ignored rows, wherever the
+    # rows' programs happened to run
+    for labels_, first in (([-100, 12, 10], 12), ([10, 20, 30], 10), ([3, -5, 11], -5)):
+        with pytest.raises(tg.OutOfRangeError, match=rf"Target {first} is out of bounds\."):
+            losses.cross_entropy(logits, tg.from_torch(torch.tensor(labels_)))
+    assert logits.grad is None  # the error came before any gradient reached the user
     with pytest.raises(tg.DTypeError, match="expected target dtype to be Long"):
         losses.cross_entropy(logits, tg.from_torch(torch.tensor([1, 2, 3], dtype=torch.int32)))
     with pytest.raises(tg.ShapeError, match=r"batch_size \(3\) to match target batch_size \(2\)"):
@@ -224,6 +230,8 @@ def test_linear_cross_entropy_errors():
     hidden, weight = tg.randn(3, 4, requires_grad=True), tg.randn(5, 4)
     with pytest.raises(tg.OutOfRangeError, match=r"Target 5 is out of bounds\."):
         losses.linear_cross_entropy(hidden, weight, tg.from_torch(torch.tensor([0, 5, 1])))
+    with pytest.raises(tg.OutOfRangeError, match=r"Target 7 is out of bounds\."):
+        losses.linear_cross_entropy(hidden, weight, tg.from_torch(torch.tensor([0, 7, 6])))
     with pytest.raises(tg.ShapeError, match=r"batch_size \(3\) to match target batch_size \(2\)"):
         losses.linear_cross_entropy(hidden, weight, tg.from_torch(torch.tensor([0, 1])))
     with pytest.raises(tg.ShapeError, match="hidden size"):

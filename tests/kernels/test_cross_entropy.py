@@ -103,6 +103,17 @@ def test_vocabulary_32768(dtype):
     check(logits, torch.tensor([0, 32767]), "mean")
 
 
+@pytest.mark.parametrize("dtype,label_smoothing", [(torch.float32, 0.0), (torch.bfloat16, 0.1)])
+def test_vocabulary_262144_with_default_blocks(dtype, label_smoothing):
+    # The largest C the issue names, with the shipped column block (several blocks a row
+    # on every backend), so the online softmax runs as users get it.
+    n_cols = 262144
+    assert n_cols > ce.MAX_BLOCK_C
+    logits = (2 * torch.randn(2, n_cols)).to(dtype)
+    logits[1, -5] = 12.0  # the row's max arrives in its last block
+    check(logits, torch.tensor([3, n_cols - 5]), "mean", label_smoothing=label_smoothing)
+
+
 def test_ignore_index_values():
     logits = torch.randn(6, 5)
     target = torch.tensor([0, -1, 4, -1, 2, 3])

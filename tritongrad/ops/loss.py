@@ -171,7 +171,7 @@ class LinearCrossEntropy(Function):
                       grad_hidden=grad_hidden, grad_weight=grad_weight, grad_bias=grad_bias,
                       want_grad=eager_grads)
         if CHECK_LABELS and n_rows:
-            ce.raise_on_label_errors(errors)
+            ce.raise_on_label_errors(errors, t, n_cols, ignore_index)
         if reduction == "none":
             if compute_grad:
                 ctx.save_for_backward(hidden, weight, target, bias)
