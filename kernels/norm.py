@@ -176,10 +176,16 @@ def multi_norm_finalize_kernel(
     total = _reduce_partials(partial_ptr, n_chunks, IS_INF, PBLOCK)
     if not IS_INF:
         total = tl.sqrt_rn(total)
+    norm_dtype: tl.constexpr = norm_ptr.dtype.element_ty
     if chunk == 0:
-        tl.store(norm_ptr, cast_to(total, norm_ptr.dtype.element_ty))
+        tl.store(norm_ptr, cast_to(total, norm_dtype))
     if DO_SCALE:
-        coef = max_norm / (total + eps)
+        # As torch: the coefficient comes from the norm in its output dtype and is rounded
+        # to it. For fp16/bf16 that rounding moves the coefficient (bf16 keeps 8 bits), and
+        # an fp16 norm past 65504 is inf, which zeroes the gradients rather than scaling
+        # them by a finite fp32 coefficient next to a returned norm of inf.
+        rounded = cast_to(total, norm_dtype).to(tl.float32)
+        coef = cast_to(max_norm / (rounded + eps), norm_dtype).to(tl.float32)
         coef = tl.where(coef > 1.0, 1.0, coef)  # torch.clamp(max=1): NaN stays NaN
         coef = tl.where(total == 0.0, 1.0, coef)  # a zero norm leaves x unchanged
         tensor = tl.load(table_ptr + 4 * n_tensors + chunk)
@@ -317,7 +323,7 @@ def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: flo
         value = float(norm.item())  # the one allowed sync
         if math.isnan(value) or math.isinf(value):
             raise ValueCheckError(
-                f"The total norm of order {norm_type} for gradients from parameters is "
+                f"The total norm of order {norm_type} for gradients from `parameters` is "
                 "non-finite, so it cannot be clipped. To disable this error and scale the "
                 "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`"
             )

@@ -88,6 +88,25 @@ def test_nonfinite_norm_like_torch(bad):
         assert_close(p.grad, ref.grad, dtype=coarsest(ours))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_norm_and_coefficient_round_as_torch(dtype):
+    # fp16: |g| = 1.2e5 is past fp16's 65504, so torch's norm is inf and the coefficient
+    # max_norm / inf zeroes the grads; a finite fp32 coefficient would leave grads next
+    # to a returned inf. bf16: the coefficient comes from the bf16-rounded norm.
+    values = [[60000.0, 60000.0, -60000.0, 60000.0], [3.0, 4.5, -7.25]]
+    ours = [tg.zeros(len(v), dtype=dtype, requires_grad=True) for v in values]
+    theirs = [torch.zeros(len(v), dtype=dtype, requires_grad=True) for v in values]
+    for p, q, v in zip(ours, theirs, values):
+        p.grad = tg.tensor(v, dtype=dtype)
+        q.grad = torch.tensor(v, dtype=dtype)
+    want = torch.nn.utils.clip_grad_norm_(theirs, 1000.0)
+    total = clip_grad_norm_(ours, 1000.0)
+    assert total.dtype == dtype
+    torch.testing.assert_close(total.torch().cpu(), want, rtol=0, atol=0)
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p.grad.torch().cpu(), q.grad, rtol=0, atol=0)
+
+
 def test_error_if_nonfinite_raises_before_touching_grads():
     ours, _ = make_pairs(3)
     ours[2].grad.torch()[0] = float("inf")

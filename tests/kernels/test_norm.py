@@ -113,7 +113,7 @@ def test_clip_grad_norm_error_if_nonfinite_raises_before_changes():
     grads = [torch.tensor([1.0, float("inf")], device=DEVICE), torch.ones(3, device=DEVICE)]
     before = [g.clone() for g in grads]
     with pytest.raises(ValueCheckError, match="total norm of order 2.0 for gradients from "
-                                              "parameters is non-finite"):
+                                              "`parameters` is non-finite"):
         norm_kernels.clip_grad_norm_(grads, 1.0, error_if_nonfinite=True)
     for got, orig in zip(grads, before):
         assert torch.equal(got, orig)
