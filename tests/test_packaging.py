@@ -39,3 +39,26 @@ def test_wheel_contains_every_package_and_imports(tmp_path):
                           env={"PYTHONPATH": str(unpacked), "PATH": "/usr/bin:/bin"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert tritongrad.__version__
+
+
+def _import_in_a_fresh_process(code: str, **env_overrides) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(env_overrides)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=str(ROOT))
+
+
+def test_triton_imported_first_is_refused_clearly_on_the_interpreter():
+    if tritongrad.device().type != "cpu":
+        return  # on a GPU there is no interpreter to be too late for
+    code = "import triton, tritongrad as tg; print(tg.randn(3).shape)"
+    refused = _import_in_a_fresh_process(code)
+    assert refused.returncode != 0
+    assert "ImportError: tritongrad runs its kernels through Triton's interpreter" in refused.stderr
+    assert "Import tritongrad before triton" in refused.stderr
+    # the two ways out the message names both work
+    assert _import_in_a_fresh_process(code, TRITON_INTERPRET="1").returncode == 0
+    swapped = _import_in_a_fresh_process("import tritongrad as tg, triton; print(tg.randn(3).shape)")
+    assert swapped.returncode == 0, swapped.stderr

@@ -41,6 +41,8 @@ DEVICE = torch.device("cuda", torch.cuda.current_device()) if _DEVICE_TYPE == "c
 
 def _configure_triton() -> None:
     interpret = _DEVICE_TYPE == "cpu" and not COMPILE_ONLY
+    if interpret:
+        _refuse_triton_compiled_for_a_gpu()
     os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
     # FMA contraction changes results in the last bits; say what we want
     # instead of inheriting a default that changes in triton 3.10.
@@ -51,6 +53,31 @@ def _configure_triton() -> None:
         triton.knobs.runtime.interpret = interpret
     except (ImportError, AttributeError):
         pass
+
+
+def _refuse_triton_compiled_for_a_gpu() -> None:
+    """Triton decides at decoration time whether a @triton.jit function is interpreted.
+    When triton.language was imported with the interpreter off, its own jit helpers
+    (tl.randn, tl.cdiv, ...) cannot run inside interpreted kernels, and most ops would
+    fail later with "Cannot call @triton.jit'd outside of the scope of a kernel"."""
+    import sys
+
+    language = sys.modules.get("triton.language")
+    if language is None:
+        return
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:  # pragma: no cover - every supported triton has it
+        return
+    helper = getattr(language, "randn", None)
+    if helper is not None and not isinstance(helper, InterpretedFunction):
+        raise ImportError(
+            "tritongrad runs its kernels through Triton's interpreter here (no CUDA GPU), "
+            "but triton was imported before tritongrad with the interpreter off, so "
+            "Triton's own jit helpers cannot be interpreted. Import tritongrad before "
+            "triton (and before defining your own @triton.jit kernels), or set "
+            "TRITON_INTERPRET=1 in the environment before anything imports triton."
+        )
 
 
 _configure_triton()
