@@ -347,6 +347,9 @@ def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: flo
 #            If n > c, y = c x / n and dn/dx = x / n, so
 #            dy_i/dx_j = c (delta_ij / n - x_i x_j / n^3)  =>  gx = (c/n) (g - x (x.g) / n^2).
 #            n = 0 falls in the first case: y = x, gx = g.
+#            At n = c exactly y has a kink: the first case's gx = g is the derivative from
+#            inside the ball (a reference written with clamp(max=1) may take the other
+#            side, (g - x (x.g) / n^2)); both are one-sided derivatives there.
 
 
 @triton.jit
