@@ -7,7 +7,9 @@ wall clock, and they are labelled interpreter timings: they prove the harness wo
 say nothing about performance.
 
 Ratios are always "higher is better for tritongrad": throughput ratios are ours / torch's,
-time ratios are torch's time / ours (a speedup).
+time and launch-count ratios are torch's / ours (a speedup, or a saving). Smoke mode shows
+no ratio in the table or the summary (the JSON keeps it): interpreter timings compare
+nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Result:
 
     bench: str
     case: str
-    metric: str  # what ``ours``/``theirs`` are: "ms", "TFLOP/s", "GB/s", "steps/s"
+    metric: str  # what ``ours``/``theirs`` are: "ms", "TFLOP/s", "GB/s", "steps/s", "launches"
     ours: float | None
     theirs: float | None
     ratio: float | None
@@ -245,8 +247,9 @@ class Harness:
         result = Result(bench, case, metric, ours, theirs, ratio,
                         target if not self.smoke else None, values, note)
         self.results.append(result)
-        shown = f"{ratio:.2f}x" if ratio is not None else "-"
-        print(f"  {bench:<14} {case:<44} {metric:<8} ours {_fmt(ours):>10}  "
+        # Smoke timings are not performance: no ratio on screen (the JSON keeps it)
+        shown = f"{ratio:.2f}x" if ratio is not None and not self.smoke else "-"
+        print(f"  {bench:<14} {case:<50} {metric:<8} ours {_fmt(ours):>10}  "
               f"torch {_fmt(theirs):>10}  ratio {shown}", flush=True)
         return result
 
@@ -350,6 +353,7 @@ def write_reports(h: Harness, out_dir: Path, wall_s: float, plots: bool = True) 
 
 def markdown_summary(record: dict) -> str:
     lines = [f"# tritongrad perf: {record['device']}, {record['date']}", ""]
+    smoke = record["mode"].startswith("smoke")  # also "smoke (targets only)"
     lines.append(f"commit `{record['commit']}`; "
                  + ", ".join(f"{k} {v}" for k, v in record["versions"].items() if v))
     lines.append("")
@@ -357,17 +361,20 @@ def markdown_summary(record: dict) -> str:
     if record.get("interpreter"):
         lines.append("")
         lines.append(f"**{INTERPRETER_LABEL}.** These figures only show that the harness runs.")
-    elif record["mode"] == "smoke":
+    elif smoke:
         lines.append("")
         lines.append("Smoke mode: tiny sizes, launch-bound; not representative performance.")
     lines.append("")
-    lines.append("Ratios are same-run and higher is better for tritongrad (throughput: ours / "
-                 "torch; time: torch / ours).")
+    if smoke:
+        lines.append("Ratios are not shown in smoke mode (the JSON keeps them).")
+    else:
+        lines.append("Ratios are same-run and higher is better for tritongrad (throughput: "
+                     "ours / torch; time and launches: torch / ours).")
     lines.append("")
     lines.append("| bench | case | metric | tritongrad | torch | ratio | target |")
     lines.append("|---|---|---|---:|---:|---:|---:|")
     for r in record["results"]:
-        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "-"
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None and not smoke else "-"
         target = "-"
         if r["target"] is not None:
             unit = "x" if r["target_on"] == "ratio" else f" {r['target_on']}"

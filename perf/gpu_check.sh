@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The one script to run when a GPU (H100 / H200) is lent. Up to four phases, within
-# TOTAL_BUDGET seconds (default 480: with a machine's start that leaves about 6 of a
-# lease's 15 minutes for a rerun); everything lands in perf/results/ (and in $OUT when
-# that is set): the log, the JSON / markdown reports and the sweep plots.
+# TOTAL_BUDGET seconds (default 480, and up to about 10 s past it while the last phase
+# winds down: with a machine's start that leaves about 5-6 of a lease's 15 minutes, room
+# for a shorter rerun, TOTAL_BUDGET=300 at most, not a second default one); everything
+# lands in perf/results/ (and in $OUT when that is set): the log, the JSON / markdown
+# reports and the sweep plots.
 #
 #   1. targets: `perf/run.py --targets`, only the benchmark cases that carry an issue's
 #      target (matmul 4096^3, cross-entropy 8192x32768, clip over 200 tensors, ReLU/MSE at
@@ -13,7 +15,8 @@
 #      <device>-<date>.json/.md and the plots
 #
 #   bash perf/gpu_check.sh                          # PHASES="tests perf", 480 s
-#   PHASES="explore tests" TOTAL_BUDGET=200 bash perf/gpu_check.sh
+#   PHASES="explore tests" EXPLORE_LIMIT=85 TOTAL_BUDGET=200 bash perf/gpu_check.sh
+#       (explore's default limit, 150 s, would leave the tests under 30 s: skipped)
 #   PHASES="targets tests" TOTAL_BUDGET=380 bash perf/gpu_check.sh
 #
 # Check the arithmetic before a short run: the tests get TOTAL_BUDGET less the time

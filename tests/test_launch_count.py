@@ -4,9 +4,11 @@ counted by the profiler. A count, not a time: it cannot be flaky.
 
 The budget, launch by launch (15):
   forward   3  linear_relu, linear_relu, linear: one matmul each (bias, ReLU in the epilogue)
-            2  cross-entropy: the row kernel (loss and unscaled gradient) and the reduction
-  backward  1  the engine's seed dloss/dloss = 1
-            1  cross-entropy: scale the stored gradient by 1/n_valid
+            3  cross-entropy: count the valid rows (n_valid), the row kernel (row losses
+               and d loss / d logits, fp32 so already divided by n_valid), the reduction
+  backward  1  the engine's seed dloss/dloss = 1 (a fill, outside the autograd ops)
+            0  cross-entropy: the gradient is backward()'s implicit seed of 1, so its
+               backward hands on the forward's d loss / d logits buffer with no launch
             2  output linear: dW (db fused as its row sums), dX
             2  hidden linear_relu: dW (+db, ReLU mask as prologue), dX (mask prologue)
             1  input linear_relu: dW (+db); no dX, the input needs no gradient
