@@ -1,7 +1,8 @@
 """compile_step: whole-step CUDA graphs.
 
 On CPU: the step runs as a plain function and warns once; the static-input binding is
-checked directly. On a GPU: 20 replayed training steps, across a learning-rate change,
+checked directly; and a recorded step's launches, replayed with their arguments frozen as
+a graph freezes them, match eager steps across an lr change and with dropout. On a GPU: 20 replayed training steps, across a learning-rate change,
 match 20 eager steps (Adam's step count and the lr live in device memory), the RNG offset
 advances across replays, and a replay is one graph launch plus the input copies."""
 
@@ -82,20 +83,105 @@ def test_static_inputs_are_copies_with_fixed_shapes():
         CompiledStep(lambda x: x)._bind((tg.randn(2, requires_grad=True),), {})
 
 
+class LaunchTape:
+    """A CUDA graph's contract, emulated on any backend: record every kernel launch of one
+    step (kernel, grid, arguments), then replay them with the very same arguments (the
+    same buffers, the same scalars) and no Python in between. Anything that changes
+    between steps but reached a kernel as a scalar argument, instead of through device
+    memory, replays stale, and the run drifts from eager steps."""
+
+    def __init__(self, monkeypatch):
+        import importlib
+        import pkgutil
+
+        import tritongrad.kernels as kernel_pkg
+        from tritongrad.kernels import _launch
+
+        self.tape = None
+        original = _launch.launch
+
+        def recording_launch(kernel, grid, *args, **kwargs):
+            if self.tape is not None:
+                meta = {k: v for k, v in kwargs.items() if k not in ("flops", "bytes_moved")}
+                self.tape.append((kernel, grid, args, meta))
+            return original(kernel, grid, *args, **kwargs)
+
+        for info in pkgutil.iter_modules(kernel_pkg.__path__):
+            module = importlib.import_module(f"tritongrad.kernels.{info.name}")
+            if getattr(module, "launch", None) is original:
+                monkeypatch.setattr(module, "launch", recording_launch)
+
+    def record(self, fn, *args):
+        self.tape = []
+        try:
+            return fn(*args)
+        finally:
+            self.tape, self.recorded = None, self.tape
+
+    def replay(self) -> None:
+        for kernel, grid, args, meta in self.recorded:
+            kernel[grid](*args, **meta)
+
+
+def test_replaying_a_recorded_step_matches_eager_steps_across_an_lr_change(monkeypatch):
+    # What compile_step relies on, checked without a GPU: Adam's step count, the learning
+    # rate (a scheduler changes it after step 4) and dropout's RNG offset live in device
+    # memory, and a step's first gradients are written, not accumulated into zeros.
+    from tritongrad.nn import Dropout
+
+    torch.manual_seed(0)
+    batches = [(tg.randn(16, 20), tg.tensor(torch.randint(0, 5, (16,)))) for _ in range(8)]
+    eager_model, eager_step, eager_sched = _mlp_and_step(seed=1, step_size=4, dropout=0.25)
+    tape_model, tape_step, tape_sched = _mlp_and_step(seed=1, step_size=4, dropout=0.25)
+    assert any(isinstance(m, Dropout) for m in tape_model.modules())
+    tape = LaunchTape(monkeypatch)
+    static_x, static_y = tg.zeros(16, 20), tg.zeros(16, dtype=torch.int64)
+    eager_losses, tape_losses = [], []
+    # One global generator serves both runs: each keeps its own [seed, offset], swapped in
+    # place (the tape's kernels hold the generator's buffer, as a graph would).
+    eager_rng = tape_rng = tg.get_rng_state()
+    for i, (x, y) in enumerate(batches):
+        tg.set_rng_state(eager_rng)
+        eager_losses.append(eager_step(x, y).torch().clone())
+        eager_rng = tg.get_rng_state()
+        tg.set_rng_state(tape_rng)
+        static_x.copy_(x)  # a graph's static inputs, written outside the step
+        static_y.copy_(y)
+        if i == 0:
+            loss = tape_step(static_x, static_y)  # warm-up: creates Adam's state
+        elif i == 1:
+            loss = tape.record(tape_step, static_x, static_y)
+        else:
+            tape.replay()
+        tape_losses.append(loss.torch().clone())
+        tape_rng = tg.get_rng_state()
+        eager_sched.step()
+        tape_sched.step()
+    assert len(tape.recorded) >= 10
+    assert not torch.equal(tape_losses[2], tape_losses[3])  # replays did work
+    assert int(tape_rng[1]) > 0 and torch.equal(tape_rng, eager_rng)  # dropout drew alike
+    for i, (ours, ref) in enumerate(zip(tape_losses, eager_losses)):
+        assert torch.equal(ours, ref), f"step {i}: replayed loss {ours} != eager {ref}"
+    for p_tape, p_eager in zip(tape_model.parameters(), eager_model.parameters()):
+        assert torch.equal(p_tape.torch(), p_eager.torch())
+
+
 # ----------------------------------------------------------------------------- GPU
 
 
-def _mlp_and_step(seed: int, lr: float = 1e-2):
-    from tritongrad.nn import Linear, ReLU, Sequential
+def _mlp_and_step(seed: int, lr: float = 1e-2, step_size: int = 10, dropout: float = 0.0):
+    from tritongrad.nn import Dropout, Linear, ReLU, Sequential
     from tritongrad.nn.functional import cross_entropy
     from tritongrad.nn_utils_clip import clip_grad_norm_
     from tritongrad.optim import Adam
     from tritongrad.optim import StepLR
 
     tg.manual_seed(seed)
-    model = Sequential(Linear(20, 32), ReLU(), Linear(32, 32), ReLU(), Linear(32, 5))
+    layers = [Linear(20, 32), ReLU(), Linear(32, 32), ReLU()]
+    layers += [Dropout(dropout)] if dropout else []
+    model = Sequential(*layers, Linear(32, 5))
     opt = Adam(model.parameters(), lr=lr)
-    sched = StepLR(opt, step_size=10, gamma=0.1)
+    sched = StepLR(opt, step_size=step_size, gamma=0.1)
 
     def step(x, y):
         opt.zero_grad(set_to_none=True)
