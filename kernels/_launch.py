@@ -44,7 +44,9 @@ class LaunchInfo:
     """What an observer learns about one launch.
 
     ``flops`` and ``bytes_moved`` are the launcher's analytic counts for this
-    launch (0 where the launcher does not say)."""
+    launch (0 where the launcher does not say). ``extra``: "dtype", the torch dtype of
+    the first tensor argument; "input_precision", the ``INPUT_PRECISION`` constexpr of a
+    ``tl.dot`` kernel ("ieee", "tf32", ...) or "tf32" for ``ALLOW_TF32=True``."""
 
     kernel_name: str
     grid: tuple
@@ -111,7 +113,10 @@ def launch(
     bytes_moved: int = 0,
     **meta: Any,
 ) -> None:
-    """Launch ``kernel[grid](*args, **meta)`` and tell the observers."""
+    """Launch ``kernel[grid](*args, **meta)`` and tell the observers (the profiler).
+
+    ``flops`` and ``bytes_moved``: this launch's analytic counts, for the profiler's
+    TFLOP/s and GB/s. ``meta``: the kernel's constexprs and launch options."""
     if not _observers:
         kernel[grid](*args, **meta)
         return
@@ -120,6 +125,10 @@ def launch(
     first_tensor = next((a for a in args if hasattr(a, "dtype") and hasattr(a, "data_ptr")), None)
     if first_tensor is not None:
         info.extra["dtype"] = first_tensor.dtype  # the rate "% of peak" is judged against
+    # fp32 products rounded to TF32 run at the TF32 tensor-core rate, not the fp32 one
+    precision = meta.get("INPUT_PRECISION", "tf32" if meta.get("ALLOW_TF32") else None)
+    if precision is not None:
+        info.extra["input_precision"] = str(precision)
     for observer in list(_observers):
         observer.begin(info)
     kernel[grid](*args, **meta)

@@ -6,7 +6,7 @@ The budget, launch by launch (15):
   forward   3  linear_relu, linear_relu, linear: one matmul each (bias, ReLU in the epilogue)
             3  cross-entropy: count the valid rows (n_valid), the row kernel (row losses
                and d loss / d logits, fp32 so already divided by n_valid), the reduction
-  backward  1  the engine's seed dloss/dloss = 1 (a fill, outside the autograd ops)
+  backward  1  backward()'s seed dloss/dloss = 1 (a fill, in a 'backward seed' row)
             0  cross-entropy: the gradient is backward()'s implicit seed of 1, so its
                backward hands on the forward's d loss / d logits buffer with no launch
             2  output linear: dW (db fused as its row sums), dX
@@ -69,9 +69,10 @@ def test_mlp_training_step_launch_count():
     assert prof.count(kernel="multi_norm_partials_kernel") == 1, detail
     assert prof.count(kernel="multi_norm_finalize_kernel") == 1, detail
     assert prof.count(kernel="adam_kernel") == 1, detail
-    # nothing else: outside the autograd ops only the backward seed (a fill), clip and Adam
+    assert prof.count(op="backward seed", phase="backward", kernel="fill_kernel") == 1, detail
+    # nothing else: outside the forward and backward only clip and Adam
     outside = [e.kernel for e in prof.events if e.phase not in ("forward", "backward")]
-    assert sorted(outside) == sorted(["fill_kernel", "multi_norm_partials_kernel",
+    assert sorted(outside) == sorted(["multi_norm_partials_kernel",
                                       "multi_norm_finalize_kernel", "adam_kernel"]), (
         outside, by_phase)
 

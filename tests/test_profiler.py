@@ -98,12 +98,12 @@ def test_cross_entropy_counts_and_formulas():
     # writes the 0-d loss and the int64 count
     assert reduce.flops == 2 * N
     assert reduce.bytes_moved == N * (4 + 8) + 16
-    # the engine seeds backward with dloss/dloss = 1: one fill outside any op; the forward's
+    # backward() seeds with dloss/dloss = 1: one fill, in a 'backward seed' row; the forward's
     # gradient (already divided by the row count) is then the answer: no backward launch
-    seed = only(events, phase="other")
-    assert seed.kernel == "fill_kernel"
+    seed = only(events, phase="backward")
+    assert (seed.kernel, seed.op) == ("fill_kernel", "backward seed")
     assert prof.launches == 4
-    assert prof.count(phase="forward") == 3 and prof.count(phase="backward") == 0
+    assert prof.count(phase="forward") == 3 and prof.count(op="CrossEntropy", phase="backward") == 0
 
     # any other incoming gradient: one scaling launch over the stored (N, C) gradient,
     # read and written once
@@ -206,7 +206,7 @@ def test_chrome_trace_is_valid_and_has_one_event_per_launch(tmp_path):
     for e in kernels:
         assert {"name", "ph", "ts", "dur", "pid", "tid", "args"} <= set(e)
         assert e["dur"] >= 0 and e["ts"] >= 0
-        assert e["args"]["op"] in ("CrossEntropy", "step")
+        assert e["args"]["op"] in ("CrossEntropy", "backward seed")
     scopes = [e for e in events if e["ph"] == "X" and e["cat"] == "scope"]
     assert [s["name"] for s in scopes] == ["step"] and scopes[0]["args"]["launches"] == 4
     assert any(e["ph"] == "M" and e["name"] == "thread_name" for e in events)
@@ -304,3 +304,265 @@ def test_driver_hooks_time_the_launch_itself_not_the_host_work_around_it():
     hooked, plain = prof.events
     assert hooked.duration_us < 10_000
     assert plain.duration_us >= 30_000
+
+
+# ----------------------------------------------------------------------------- audit fixes
+
+
+def _train_step(optimizer_cls=None):
+    """A tiny model and one training step: forward, backward, clip, optimizer step."""
+    from tritongrad.nn import Linear, ReLU, Sequential
+    from tritongrad.nn.functional import cross_entropy as ce
+    from tritongrad.nn_utils_clip import clip_grad_norm_
+
+    torch.manual_seed(0)
+    model = Sequential(Linear(6, 8), ReLU(), Linear(8, 3))
+    opt = (optimizer_cls or tg.optim.Adam)(model.parameters(), lr=1e-3)
+    x = tg.randn(4, 6)
+    y = tg.tensor(torch.randint(0, 3, (4,)))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = ce(model(x), y)
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return step
+
+
+def _row_line(text, op, phase):
+    """The table line of row (op, phase), split into cells (op names hold no spaces)."""
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) > 2 and cells[0] == op and cells[1] == phase:
+            return cells
+    raise AssertionError(f"no row {op} {phase} in\n{text}")
+
+
+@pytest.mark.parametrize("peaks, dtype", [
+    (profiler.DevicePeaks("mine", {"fp32": 1.0}, 100.0), None),  # no bf16 entry
+    (profiler.DevicePeaks("mine", {"bf16": 1.0, "fp32": 1.0}, 100.0), "tf32"),  # no tf32
+    (profiler.DevicePeaks("mine", {}, None), torch.float16),  # nothing at all
+])
+def test_table_shows_missing_peaks_as_n_a(peaks, dtype):
+    step = _train_step()
+    step()
+    with profiler.profile(peaks=peaks, dtype=dtype) as prof:
+        step()
+    text = prof.table()
+    header = next(line for line in text.splitlines() if line.startswith("peaks:"))
+    assert "mine" in header
+    if dtype is None:  # every row is fp32 (no dtype: fp32 too), which the table has
+        assert "fp32 1;" in header and "n/a" not in text
+    else:
+        # the rate a row needs and the table lacks shows as n/a, not as "-" (no FLOPs or
+        # no time); rows without a float tensor (Adam's) use the profile's dtype
+        assert f"{profiler._dtype_key(dtype)} n/a" in header
+        assert _row_line(text, "Adam.step", "optimizer")[-2] == "n/a"
+    if peaks.hbm_gbps is None:
+        assert "HBM n/a" in header
+        assert _row_line(text, "Adam.step", "optimizer")[-1] == "n/a"
+
+
+def test_unknown_peaks_name_raises_naming_the_known_ones():
+    with pytest.raises(ValueError, match=r"'B200'.*H100.*H200"):
+        profiler.profile(peaks="B200")
+    with pytest.raises(TypeError, match="peaks"):
+        profiler.profile(peaks=3.0)
+    # a device name containing a PEAKS key still finds it
+    assert profiler.profile(peaks="NVIDIA H100 80GB HBM3").peaks is profiler.PEAKS["H100"]
+    assert profiler.profile(peaks="h200").peaks is profiler.PEAKS["H200"]
+
+
+def test_engine_gradient_bookkeeping_is_attributed_to_accumulate_grad():
+    x, y, ones = leaf(5), leaf(5), tg.ones(5)
+    with profiler.profile() as prof:
+        # x feeds two ops: their gradients are summed at x's AccumulateGrad (one add)
+        ((x * 2.0) + (x * 3.0)).backward(ones)
+        # x.grad exists now: the second backward adds into it (one add)
+        ((x * 2.0) + (x * 3.0)).backward(ones)
+        # a gradient the caller still holds is copied, not kept, as the leaf's .grad
+        y.backward(ones)
+    accumulate = [e for e in prof.events if e.op == "AccumulateGrad"]
+    assert sorted(e.kernel for e in accumulate) == ["binary_kernel"] * 3 + ["copy_kernel"]
+    assert all(e.phase == "backward" and e.node == "AccumulateGrad" and e.node_id is not None
+               for e in accumulate)
+    assert prof.count(phase="other") == 0
+    assert prof.op_stats()[("AccumulateGrad", "backward")].calls == 4
+    torch.testing.assert_close(x.grad.torch(), torch.full((5,), 10.0))
+
+
+def test_retain_grad_and_dtype_casts_are_attributed_to_accumulate_grad():
+    x, ones = leaf(4), tg.ones(4)
+    half = tg.ones(4, dtype=torch.float16)
+
+    class ToHalf(tg.autograd.Function):  # returns its input's gradient in the wrong dtype
+        @staticmethod
+        def forward(ctx, t):
+            return t * 1.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            return half
+
+    with profiler.profile() as prof:
+        h = ToHalf.apply(x * 2.0)
+        h.retain_grad()
+        (h * 3.0).backward(ones)  # h.grad: a copy of the gradient flowing through
+    assert prof.count(phase="other") == 0
+    copies = [e for e in prof.events if e.kernel == "copy_kernel"]
+    # h.grad (retained at h's node, before it runs), then ToHalf's fp16 gradient cast to
+    # the fp32 of its input
+    assert [(e.op, e.phase, e.node) for e in copies] == [
+        ("AccumulateGrad", "backward", "ToHalfBackward")] * 2
+
+
+def test_backward_seed_is_attributed_to_backward():
+    x = leaf(3)
+    with profiler.profile() as prof:
+        (x * 2.0).sum().backward()
+    seed = only(prof.events, kernel="fill_kernel")
+    assert (seed.op, seed.phase) == ("backward seed", "backward")
+
+
+@pytest.mark.parametrize("optimizer", ["Adam", "SGD"])
+def test_optimizer_and_clip_launches_have_named_scopes(optimizer, tmp_path):
+    step = _train_step(getattr(tg.optim, optimizer))
+    step()
+    with profiler.profile() as prof:
+        step()
+    name = f"{optimizer}.step"
+    kernel = {"Adam": "adam_kernel", "SGD": "sgd_kernel"}[optimizer]
+    assert [e.kernel for e in prof.events if e.op == name] == [kernel]
+    assert only(prof.events, kernel=kernel).phase == "optimizer"
+    clip = [e for e in prof.events if e.op == "clip_grad_norm_"]
+    assert [e.kernel for e in clip] == ["multi_norm_partials_kernel",
+                                        "multi_norm_finalize_kernel"]
+    assert all(e.phase == "optimizer" for e in clip)
+    stats = prof.op_stats()
+    assert stats[(name, "optimizer")].calls == 1
+    assert stats[("clip_grad_norm_", "optimizer")].calls == 1
+    assert _row_line(prof.table(), name, "optimizer")
+    path = tmp_path / "trace.json"
+    prof.export_chrome_trace(str(path))
+    events = json.loads(path.read_text())["traceEvents"]
+    tracks = {e["args"]["name"]: e["tid"] for e in events if e["name"] == "thread_name"}
+    adam = next(e for e in events if e["ph"] == "X" and e["name"] == kernel)
+    assert adam["cat"] == "optimizer" and adam["tid"] == tracks["optimizer"]
+
+
+def test_zero_grad_without_set_to_none_is_an_optimizer_launch():
+    p, q = leaf(4), leaf(3)
+    opt = tg.optim.SGD([p, q], lr=0.1)
+    p.grad, q.grad = tg.ones(4), tg.ones(3)
+    with profiler.profile() as prof:
+        opt.zero_grad(set_to_none=False)
+    assert [(e.kernel, e.op, e.phase) for e in prof.events] == [
+        ("fill_kernel", "SGD.zero_grad", "optimizer")] * 2  # one fill per gradient
+    row = prof.op_stats()[("SGD.zero_grad", "optimizer")]
+    assert (row.calls, row.launches) == (1, 2)
+
+
+def test_record_rows_are_marked_inclusive_and_the_other_rows_sum_to_the_launches():
+    step = _train_step()
+    step()
+    x = torch.randn(100).to(tg.device())
+    out = torch.empty_like(x)
+    with profiler.profile() as prof:
+        with profiler.record("outer"):
+            with profiler.record("inner"):
+                step()
+                launch(_user_scale_kernel, (1,), x, out, 100, BLOCK=128, flops=100,
+                       bytes_moved=800)
+            with profiler.record("raw", flops=100, bytes_moved=800, launches=1):
+                _user_scale_kernel[(1,)](x, out, 100, BLOCK=128)
+    hooked = len(prof.events)
+    assert prof.launches == hooked + 1  # every hooked launch once, plus the one given
+    stats = prof.op_stats()
+    assert stats[("outer", "record")].inclusive and stats[("inner", "record")].inclusive
+    assert stats[("outer", "record")].launches == prof.launches
+    assert stats[("inner", "record")].launches == hooked
+    exclusive = [r for r in stats.values() if not r.inclusive and r.phase != "graph"]
+    assert sum(r.launches for r in exclusive) == prof.launches
+    assert sum(r.flops for r in exclusive) == sum(e.flops for e in prof.events) + 100
+    # launches made in a scope outside any op: a row named after the innermost scope
+    assert prof.count(op="inner", phase="other", kernel="_user_scale_kernel") == 1
+    assert (stats[("raw", "other")].launches, stats[("raw", "other")].bytes_moved) == (1, 800)
+    text = prof.table()
+    assert _row_line(text, "outer", "(inclusive)")  # "outer (inclusive)  record ..."
+    assert "inclusive" in text.splitlines()[-1]
+
+
+def test_a_graph_replay_in_a_record_scope_is_inside_it_but_not_in_the_launches():
+    # what compile_step does around each replay (no GPU needed: nothing is launched)
+    with profiler.profile() as prof:
+        with profiler.record("epoch"):
+            with profiler._graph_replay("compile_step:step", 5, 100, 200):
+                pass
+    stats = prof.op_stats()
+    graph, epoch = stats[("compile_step:step", "graph")], stats[("epoch", "record")]
+    assert not graph.inclusive and (graph.launches, graph.flops) == (5, 100)
+    assert epoch.inclusive and (epoch.launches, epoch.flops, epoch.bytes_moved) == (5, 100, 200)
+    assert prof.launches == 0 and (prof.graph_replays, prof.graph_kernels) == (1, 5)
+    assert ("compile_step:step", "other") not in stats  # a replay's counts are its own row
+    assert "5 kernels, not in the launches" in prof.table()
+
+
+def test_percent_of_peak_uses_fp32_without_a_dtype_and_tf32_for_tf32_matmuls():
+    from tritongrad.kernels import matmul as matmul_kernels
+
+    rates = {"bf16": 1e-6, "fp16": 2e-6, "tf32": 4e-6, "fp32": 8e-6}
+    fake = profiler.DevicePeaks("fake", rates, 1e-3)
+    a, b = torch.randn(8, 16).to(tg.device()), torch.randn(16, 8).to(tg.device())
+    step = _train_step()
+    step()
+    matmul_kernels.matmul(a, b, allow_tf32=True)  # compile first (GPU)
+    matmul_kernels.matmul(a, b, allow_tf32=False)
+    with profiler.profile(peaks=fake) as prof:
+        step()
+        with profiler.record("tf32"):
+            matmul_kernels.matmul(a, b, allow_tf32=True)
+        with profiler.record("ieee"):
+            matmul_kernels.matmul(a, b, allow_tf32=False)
+    assert only(prof.events, op="tf32").dtype == "tf32"
+    assert only(prof.events, op="ieee").dtype == "fp32"
+    assert only(prof.events, kernel="adam_kernel").dtype is None
+    stats = prof.op_stats()
+    text = prof.table()
+
+    def percent(op, phase, rate):
+        row = stats[(op, phase)]
+        cell = _row_line(text, op, phase)[-2]
+        assert float(cell) == pytest.approx(100 * row.tflops / rate, rel=1e-2, abs=0.05)
+
+    percent("Adam.step", "optimizer", rates["fp32"])  # no dtype: the fp32 (CUDA-core) rate
+    percent("clip_grad_norm_", "optimizer", rates["fp32"])
+    percent("Linear", "forward", rates["fp32"])
+    percent("tf32", "other", rates["tf32"])
+    percent("ieee", "other", rates["fp32"])
+
+
+def test_driver_hook_counts_a_raw_launch_in_a_record_scope():
+    """On a GPU a kernel launched directly (``kernel[grid](...)``) fires Triton's launch
+    hooks with no launch of ours pending: inside a record scope it is counted there (a
+    scope given ``launches=`` keeps the count it was given). Simulated here."""
+    assert profiler.launch is launch  # the public launch path
+
+    class Metadata:  # what Triton passes its hooks (a LazyDict)
+        data = {"name": "my_raw_kernel"}
+
+    with profiler.profile() as prof:
+        prof._launch_enter(Metadata())  # outside any scope: not ours to count
+        prof._launch_exit(Metadata())
+        with profiler.record("mine"):
+            prof._launch_enter(Metadata())
+            prof._launch_exit(Metadata())
+        with profiler.record("given", launches=1):
+            prof._launch_enter(Metadata())
+            prof._launch_exit(Metadata())
+    raw = only(prof.events, kernel="my_raw_kernel")
+    assert (raw.op, raw.phase, raw.record) == ("mine", "other", "mine")
+    assert raw.duration_us is not None
+    assert prof.launches == 2
+    assert prof.op_stats()[("mine", "record")].launches == 1

@@ -9,6 +9,7 @@ from typing import Iterable
 import torch
 
 from .autograd import bump_versions
+from .autograd.function import op_scope
 from .kernels import norm as norm_kernels
 from .tensor import Tensor
 
@@ -19,19 +20,21 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     """Scale every ``.grad`` of ``parameters`` in place by
     min(1, max_norm / (total_norm + 1e-6)) and return total_norm (a 0-d Tensor in the
     gradients' promoted dtype, fp32 when there are none, as torch's), as
-    torch.nn.utils.clip_grad_norm_. The norm and the clip coefficient are computed in fp32
-    whatever the gradients' dtype. Parameters without a grad are skipped; no grads give 0.
+    torch.nn.utils.clip_grad_norm_. The norm is accumulated in fp32 and, as torch's, rounded
+    to that dtype before the coefficient is formed (and the coefficient rounded to it too). Parameters without a grad are skipped; no grads give 0.
     ``foreach`` is accepted for torch compatibility: the fused path is always used.
 
     With ``error_if_nonfinite=True`` a non-finite norm raises ValueCheckError before any
-    gradient changes (this reads the norm on the host: one sync)."""
+    gradient changes (this reads the norm on the host: one sync). The profiler shows the
+    launches as op 'clip_grad_norm_', phase 'optimizer'."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     grads = [p.grad for p in parameters if p.grad is not None]
     data = [g._data for g in grads]
     dtype = functools.reduce(torch.promote_types, {d.dtype for d in data}, data[0].dtype) \
         if data else torch.float32
-    total = norm_kernels.clip_grad_norm_(data, float(max_norm), norm_type, error_if_nonfinite,
-                                         out_dtype=dtype)
+    with op_scope("clip_grad_norm_", "optimizer"):
+        total = norm_kernels.clip_grad_norm_(data, float(max_norm), norm_type,
+                                             error_if_nonfinite, out_dtype=dtype)
     bump_versions(grads)
     return Tensor._wrap(total)

@@ -7,6 +7,7 @@ from typing import Sequence
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled  # noqa: F401
 from .engine import execute
 from .function import AccumulateGrad, AutogradError, Function, FunctionCtx, Node  # noqa: F401
+from .function import op_scope
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 
 
@@ -38,7 +39,8 @@ def _root_grads(outputs: list, grad_outputs: list) -> list:
         if grad is None:
             if out.numel() != 1:
                 raise AutogradError("grad can be implicitly created only for scalar outputs")
-            grad = Tensor._wrap(full(tuple(out.shape), 1.0, out.dtype, out._data.device))
+            with op_scope("backward seed", "backward"):
+                grad = Tensor._wrap(full(tuple(out.shape), 1.0, out.dtype, out._data.device))
             grad._implicit_one_version = grad._data._version
             owned = True
         else:
@@ -53,7 +55,8 @@ def _root_grads(outputs: list, grad_outputs: list) -> list:
             if grad.dtype != out.dtype:  # as torch: the gradient takes the output's dtype
                 from ..kernels.copy import copy
 
-                grad, owned = Tensor._wrap(copy(grad._data, out.dtype)), True
+                with op_scope("backward seed", "backward"):
+                    grad, owned = Tensor._wrap(copy(grad._data, out.dtype)), True
         node, index = out._gradient_edge()
         roots.append((node, index, grad, owned))
     return roots

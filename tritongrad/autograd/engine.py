@@ -9,6 +9,11 @@
    into the input buffers of the next nodes (a Triton add kernel).
 4. ``AccumulateGrad`` nodes add into the leaves' ``.grad``.
 
+The engine's own launches (the sums of step 3, the adds and copies of step 4, casts of a
+returned gradient to its input's dtype) run in an ``op_scope`` named 'AccumulateGrad',
+phase 'backward', holding the node whose gradient they handle, so the profiler shows
+them as backward work rather than as stray kernels.
+
 Gradient ownership: a leaf may keep a gradient tensor as its ``.grad`` without a
 copy only when nothing else can see that storage (later in-place updates of
 ``.grad``, by an optimizer, ``clip_grad_norm_`` or the next backward's
@@ -37,17 +42,24 @@ def _storage_key(t) -> int:
     return t._data.untyped_storage().data_ptr()
 
 
-def _add(a, b):
+ACCUMULATE = "AccumulateGrad"  # the op name of the engine's own launches
+
+
+def _add(a, b, node: Node):
+    """a + b, two gradients for one slot of ``node``."""
     from ..kernels.elementwise import binary
     from ..tensor import Tensor
 
-    return Tensor._wrap(binary("add", a._data, b._data))
+    with op_scope(ACCUMULATE, "backward", node):
+        return Tensor._wrap(binary("add", a._data, b._data))
 
 
-def _clone(t):
+def _clone(t, node: Node):
+    """A copy of gradient ``t`` that ``node`` may keep (as a ``.grad``)."""
     from ..tensor import Tensor
 
-    return Tensor._wrap(copy_kernels.copy(t._data))
+    with op_scope(ACCUMULATE, "backward", node):
+        return Tensor._wrap(copy_kernels.copy(t._data))
 
 
 def _zeros(shape, dtype):
@@ -60,11 +72,13 @@ def _zeros(shape, dtype):
 
 
 class _Buffer:
-    """Gradients waiting at one node, one slot per node output."""
+    """Gradients waiting at ``node``, one slot per node output."""
 
-    __slots__ = ("grads", "owned")
+    __slots__ = ("node", "grads", "owned")
 
-    def __init__(self, n: int):
+    def __init__(self, node: Node):
+        n = max(node.num_outputs, 1)
+        self.node = node
         self.grads = [None] * n
         self.owned = [False] * n
 
@@ -75,7 +89,7 @@ class _Buffer:
         if self.grads[index] is None:
             self.grads[index], self.owned[index] = grad, owned
         else:
-            self.grads[index], self.owned[index] = _add(self.grads[index], grad), True
+            self.grads[index], self.owned[index] = _add(self.grads[index], grad, self.node), True
 
 
 def _collect(roots: Sequence[Node]) -> dict:
@@ -139,7 +153,8 @@ def _check_grad(node: Node, index: int, grad, meta):
             f"{list(grad.shape)} but expected shape compatible with {list(shape)}"
         )
     if grad.dtype != dtype:
-        grad = Tensor._wrap(copy_kernels.copy(grad._data, dtype))
+        with op_scope(ACCUMULATE, "backward", node):
+            grad = Tensor._wrap(copy_kernels.copy(grad._data, dtype))
     return grad
 
 
@@ -179,11 +194,12 @@ def _deliver_leaf(node: AccumulateGrad, grad, owned: bool) -> None:
         if new is not None:
             grad = new
     if variable.grad is None:
-        variable.grad = grad.detach() if owned else _clone(grad)
+        variable.grad = grad.detach() if owned else _clone(grad, node)
     else:
         from ..kernels.elementwise import binary
 
-        binary("add", variable.grad._data, grad._data, out=variable.grad._data)
+        with op_scope(ACCUMULATE, "backward", node):
+            binary("add", variable.grad._data, grad._data, out=variable.grad._data)
         variable.grad._bump_version()
 
 
@@ -212,9 +228,9 @@ def _pre_hooks(node: Node, buffer: _Buffer) -> None:
         if tensor is None or grad is None:
             continue
         if tensor.grad is None:
-            tensor.grad = _clone(grad)
+            tensor.grad = _clone(grad, node)
         else:
-            tensor.grad = _add(tensor.grad, grad)
+            tensor.grad = _add(tensor.grad, grad, node)
 
 
 def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dict:
@@ -230,7 +246,7 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
     dependencies = _collect(root_nodes)
     buffers: dict = {}
     for node, index, grad, owned in roots:
-        buffers.setdefault(node, _Buffer(max(node.num_outputs, 1))).add(index, grad, owned)
+        buffers.setdefault(node, _Buffer(node)).add(index, grad, owned)
     targets = {key[0] for key in capture} if capture is not None else set()
     needed = _needed(dependencies, targets) if capture is not None else None
     _check_runnable(dependencies if needed is None else needed)
@@ -247,7 +263,7 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
     with no_grad():
         while ready:
             _, _, node = heapq.heappop(ready)
-            buffer = buffers.pop(node, None) or _Buffer(max(node.num_outputs, 1))
+            buffer = buffers.pop(node, None) or _Buffer(node)
             runs = needed is None or node in needed
             if capture is not None and node in targets:
                 # torch's order for autograd.grad: a captured node that will not run (a
@@ -290,9 +306,7 @@ def execute(roots: list, retain_graph: bool, capture: dict | None = None) -> dic
                     owned = (getattr(grad, "_birth", 0) > born_after
                              and key not in incoming and key not in seen_out)
                     seen_out.add(key)
-                    buffers.setdefault(child, _Buffer(max(child.num_outputs, 1))).add(
-                        child_index, grad, owned
-                    )
+                    buffers.setdefault(child, _Buffer(child)).add(child_index, grad, owned)
                 if not retain_graph:
                     node.release()
             for child, _ in node.next_functions:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from ..autograd import bump_version, bump_versions, enable_grad
+from ..autograd.function import op_scope
 from ..kernels import copy as copy_kernels
 from ..kernels import optim as optim_kernels
 from ..kernels._checks import ShapeError, TritongradError
@@ -146,29 +147,34 @@ class Optimizer:
 
     def step(self, closure: Callable | None = None):
         """One update of every parameter that has a ``.grad``: one launch per group and
-        dtype. ``closure`` (re-evaluates the model, returns the loss) runs first."""
+        dtype. ``closure`` (re-evaluates the model, returns the loss) runs first.
+        The profiler shows the update's launches as op '<class>.step', phase 'optimizer'."""
         loss = None
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for index, group in enumerate(self.param_groups):
-            bump_versions(self._step_group(group, self._sync_lr(index)))
+        with op_scope(f"{type(self).__name__}.step", "optimizer"):
+            for index, group in enumerate(self.param_groups):
+                bump_versions(self._step_group(group, self._sync_lr(index)))
         return loss
 
     def _step_group(self, group: dict, lr: torch.Tensor) -> list[Tensor]:  # pragma: no cover
         raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad = p.grad.detach()
-                    copy_kernels.fill_(p.grad._data, 0.0)
-                    bump_version(p.grad)
+        """Drop every ``.grad`` (``set_to_none``) or fill it with zeros, one launch per
+        gradient (the profiler's op '<class>.zero_grad', phase 'optimizer')."""
+        with op_scope(f"{type(self).__name__}.zero_grad", "optimizer"):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    if set_to_none:
+                        p.grad = None
+                    else:
+                        p.grad = p.grad.detach()
+                        copy_kernels.fill_(p.grad._data, 0.0)
+                        bump_version(p.grad)
 
     # --- state dicts ------------------------------------------------------------------
     def state_dict(self) -> dict:
