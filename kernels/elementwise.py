@@ -42,6 +42,8 @@ from .copy import MAX_DIMS, flat_layout, offsets_of
 BLOCK = 1024
 BINARY_OPS = ("add", "sub", "mul", "div")
 INTEGER_OPS = ("add", "sub", "mul", "rsub", "neg", "abs", "pow", "rpow")  # exact on integers
+COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")  # -> bool tensors
+COMPARABLE_DTYPES = FLOAT_DTYPES + INTEGER_DTYPES + (torch.bool,)
 SCALAR_OPS = ("add", "sub", "mul", "div", "pow")
 UNARY_OPS = ("neg", "exp", "log", "sqrt", "abs")
 
@@ -118,6 +120,24 @@ def pow_fp(base, exponent, SCALAR_EXPONENT: tl.constexpr):
 
 
 @triton.jit
+def compare(a, b, OP: tl.constexpr):
+    """a OP b for OP in COMPARISONS (IEEE: every comparison with NaN is False but 'ne')."""
+    if OP == "eq":
+        result = a == b
+    elif OP == "ne":
+        result = a != b
+    elif OP == "lt":
+        result = a < b
+    elif OP == "le":
+        result = a <= b
+    elif OP == "gt":
+        result = a > b
+    else:
+        result = a >= b
+    return result
+
+
+@triton.jit
 def int_pow(base, n):
     """base ** n elementwise for integer tensors of one shape and dtype, by squaring:
     base ** n = prod of base ** (2^k) over the set bits k of n. Every product is in the
@@ -176,6 +196,8 @@ def binary_kernel(
         result = a * b
     elif OP == "div":
         result = div_rn(a, b)
+    elif OP == "eq" or OP == "ne" or OP == "lt" or OP == "le" or OP == "gt" or OP == "ge":
+        result = compare(a, b, OP)
     elif OP == "rpow_bwd":
         # d/dx s**x = s**x * ln s, so grad_x = grad * (out * ln s), in torch's order. For
         # s = 0, ln s = -inf, and torch zeroes the gradient where x >= 0: there out = 0**x
@@ -241,6 +263,8 @@ def unary_kernel(
         result = div_rn(tl.zeros_like(x) + s, x)
     elif OP == "pow":
         result = pow_fp(x, tl.zeros_like(x) + s, True)
+    elif OP == "eq" or OP == "ne" or OP == "lt" or OP == "le" or OP == "gt" or OP == "ge":
+        result = compare(x, s, OP)
     elif OP == "ipow":  # integer x ** integer s
         result = int_pow(x, tl.zeros_like(x) + s)
     elif OP == "ripow":  # integer s ** integer x
@@ -388,15 +412,21 @@ def binary(
     check_same_dtype(op, a=a, b=b)
     if not a.is_floating_point() and not float(alpha).is_integer():
         raise DTypeError(f"{op}: alpha must be an integer for {a.dtype} tensors, got {alpha!r}")
-    in_bytes = a.numel() * a.element_size() + b.numel() * b.element_size()
     a_full, b_full = _broadcast(op, a, b)
     if out is None:
         out = torch.empty(a_full.shape, dtype=a.dtype, device=a.device)
     else:
         _check_out(op, out, a_full, b_full, dtypes=dtypes)
+    _binary_launch(op, a, b, a_full, b_full, out, alpha)
+    return out
+
+
+def _binary_launch(op: str, a: torch.Tensor, b: torch.Tensor, a_full: torch.Tensor,
+                   b_full: torch.Tensor, out: torch.Tensor, alpha: float = 1.0) -> None:
     numel = out.numel()
     if numel == 0:
-        return out
+        return
+    in_bytes = a.numel() * a.element_size() + b.numel() * b.element_size()
     sizes, (a_st, b_st, out_st), flat = _layout(out.shape, a_full, b_full, out)
     launch(
         binary_kernel, (cdiv(numel, BLOCK),), out, a_full, b_full, float(alpha), numel,
@@ -404,15 +434,42 @@ def binary(
         flops=numel * (2 if op in ("add", "sub") and alpha != 1 else 1),
         bytes_moved=in_bytes + numel * out.element_size(),
     )
+
+
+def comparison(op: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a OP b for OP in eq, ne, lt, le, gt, ge, broadcasting a against b (one dtype):
+    a new bool tensor."""
+    if op not in COMPARISONS:
+        raise ValueError(f"comparison: op must be one of {COMPARISONS}, got {op!r}")
+    check_tensor(op, "a", a, COMPARABLE_DTYPES)
+    check_tensor(op, "b", b, COMPARABLE_DTYPES)
+    check_same_device(op, a=a, b=b)
+    check_same_dtype(op, a=a, b=b)
+    a_full, b_full = _broadcast(op, a, b)
+    out = torch.empty(a_full.shape, dtype=torch.bool, device=a.device)
+    _binary_launch(op, a, b, a_full, b_full, out)
     return out
 
 
+def comparison_scalar(op: str, a: torch.Tensor, scalar: float) -> torch.Tensor:
+    """a OP scalar for OP in eq, ne, lt, le, gt, ge: a new bool tensor. The scalar is
+    rounded to a's float dtype as torch does (an integer or bool ``a`` takes integers,
+    0 and 1 for bool)."""
+    if op not in COMPARISONS:
+        raise ValueError(f"comparison: op must be one of {COMPARISONS}, got {op!r}")
+    if a.dtype == torch.bool and scalar not in (0.0, 1.0):
+        raise DTypeError(f"{op}: a bool tensor compares with 0 or 1 only, got {scalar!r}")
+    return _unary_launch(op, a, scalar, None, 1, out_dtype=torch.bool)
+
+
 def _dtypes_for(op: str) -> tuple:
+    if op in COMPARISONS:
+        return COMPARABLE_DTYPES
     return FLOAT_DTYPES + INTEGER_DTYPES if op in INTEGER_OPS else FLOAT_DTYPES
 
 
 def _unary_launch(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | None,
-                  flops_per_element: int) -> torch.Tensor:
+                  flops_per_element: int, out_dtype: torch.dtype | None = None) -> torch.Tensor:
     dtypes = _dtypes_for(op)
     check_tensor(op, "x", x, dtypes)
     if not x.is_floating_point():
@@ -427,7 +484,7 @@ def _unary_launch(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | N
                                  f"(a {x.dtype} tensor ** {scalar:g})")
             op = "ipow"
     if out is None:
-        out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        out = torch.empty(x.shape, dtype=out_dtype or x.dtype, device=x.device)
     else:
         _check_out(op, out, x, dtypes=dtypes)
     numel = out.numel()
@@ -565,6 +622,19 @@ def _specs() -> list[CompileSpec]:
                "OP": "constexpr", "FLAT": "constexpr", "BLOCK": "constexpr"}
         specs.append(CompileSpec(binary_kernel, sig, {"OP": op, "FLAT": flat, "BLOCK": BLOCK},
                                  f"{op}-{dtype}-{'flat' if flat else 'strided'}"))
+    for dtype, op, flat in [("fp32", "eq", True), ("bf16", "lt", False), ("i64", "ge", True),
+                            ("i1", "ne", False)]:
+        sig = {"out_ptr": "*i1", "a_ptr": "*" + dtype, "b_ptr": "*" + dtype,
+               "alpha": "fp64", **sizes, **strides("a", "b", "out"),
+               "OP": "constexpr", "FLAT": "constexpr", "BLOCK": "constexpr"}
+        specs.append(CompileSpec(binary_kernel, sig, {"OP": op, "FLAT": flat, "BLOCK": BLOCK},
+                                 f"{op}-{dtype}-{'flat' if flat else 'strided'}"))
+    for dtype, op in [("fp16", "le"), ("u8", "gt"), ("i1", "eq")]:
+        sig = {"out_ptr": "*i1", "x_ptr": "*" + dtype, "scalar": "fp64", **sizes,
+               **strides("x", "out"), "OP": "constexpr", "FLAT": "constexpr",
+               "BLOCK": "constexpr"}
+        specs.append(CompileSpec(unary_kernel, sig, {"OP": op, "FLAT": True, "BLOCK": BLOCK},
+                                 f"{op}-{dtype}-scalar"))
     unary_ops = UNARY_OPS + ("add", "sub", "rsub", "mul", "div", "rdiv", "pow", "rpow")
     for i, op in enumerate(unary_ops):
         for dtype in ("bf16", "fp64"):

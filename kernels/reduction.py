@@ -1,4 +1,5 @@
-"""Sum and mean over any set of dims, and the backward of broadcasting (sum_to_shape).
+"""Sum and mean over any set of dims, the backward of broadcasting (sum_to_shape), and
+argmax.
 
 A reduction is seen as a 2-D problem: the kept dims are rows, the reduced dims are
 columns. When each group merges into a single strided dim (true for contiguous
@@ -18,7 +19,13 @@ import torch
 import triton
 import triton.language as tl
 
-from ._checks import FLOAT_DTYPES, OutOfRangeError, ShapeError, check_tensor
+from ._checks import (
+    FLOAT_DTYPES,
+    INTEGER_DTYPES,
+    OutOfRangeError,
+    ShapeError,
+    check_tensor,
+)
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, launch
 from .copy import copy, merged_layout
@@ -65,6 +72,54 @@ def sum_kernel(
     total = div_rn(total, tl.zeros_like(total) + scalar_like(divisor, total))
     out_ptrs = out_ptr + rows * stride_or + pid_s * stride_os
     tl.store(out_ptrs, cast_to(total, out_ptr.dtype.element_ty), mask=row_mask)
+
+
+@triton.jit
+def argmax_kernel(
+    out_ptr, x_ptr, n_rows, n_cols, stride_xr, stride_xc,
+    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """out[r] = the first column c of row r holding its maximum, as torch.argmax: a NaN
+    counts as larger than everything (the first NaN wins), and ties go to the first.
+
+    out_ptr: (n_rows,) int64. x_ptr: (n_rows, n_cols >= 1), strides (stride_xr, stride_xc),
+    any float or integer dtype.
+    Per tile: the first NaN column if any, else the first column equal to the tile's max
+    (NaN lanes excluded); a later tile replaces the running answer only with a NaN (when
+    none was seen) or a strictly larger max, so the first occurrence is kept.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_mask = rows < n_rows
+    row_ptrs = x_ptr + rows[:, None] * stride_xr
+    # compared exactly: halves in fp32, fp32/fp64 as they are, integers in int64
+    if x_ptr.dtype.element_ty.is_int():
+        best = tl.zeros([BLOCK_R], dtype=tl.int64)  # replaced by the first tile's max
+        lowest = -9223372036854775808
+    else:
+        best = upcast(tl.zeros([BLOCK_R], dtype=x_ptr.dtype.element_ty))
+        lowest = float("-inf")
+    best_idx = tl.zeros([BLOCK_R], dtype=tl.int64)
+    seen_nan = tl.zeros([BLOCK_R], dtype=tl.int1)
+    for start in range(0, n_cols, BLOCK_C):
+        cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
+        mask = row_mask[:, None] & (cols < n_cols)[None, :]
+        x = tl.load(row_ptrs + cols[None, :] * stride_xc, mask=mask).to(best.dtype)
+        is_nan = (x != x) & mask
+        valid = mask & ~is_nan
+        last = tl.zeros_like(cols) + n_cols  # "no such column"
+        nan_idx = tl.min(tl.where(is_nan, cols[None, :], last[None, :]), axis=1)
+        tile_max = tl.max(tl.where(valid, x, lowest), axis=1)
+        at_max = valid & (x == tile_max[:, None])
+        max_idx = tl.min(tl.where(at_max, cols[None, :], last[None, :]), axis=1)
+        has_nan = nan_idx < n_cols
+        has_max = max_idx < n_cols
+        better = has_max & ((start == 0) | (tile_max > best))
+        take = ~seen_nan & (has_nan | better)
+        best_idx = tl.where(take, tl.where(has_nan, nan_idx, max_idx), best_idx)
+        best = tl.where(~seen_nan & better, tile_max, best)
+        seen_nan = seen_nan | has_nan
+    tl.store(out_ptr + rows, best_idx, mask=row_mask)
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -166,14 +221,23 @@ def sum(  # noqa: A001 - the op's name
     else:
         out_shape = [shape[d] for d in kept]
     out = torch.empty(out_shape, dtype=x.dtype, device=x.device)
+    if out.numel() == 0:
+        return out
+    x, n_rows, n_cols, stride_r, stride_c = _rows_and_columns(x, kept, reduced)
+    _launch_sum(out, x, n_rows, n_cols, stride_r, stride_c, float(n_cols) if mean else 1.0)
+    return out
+
+
+def _rows_and_columns(x: torch.Tensor, kept: list[int], reduced: list[int]) -> tuple:
+    """(x, n_rows, n_cols, stride_r, stride_c): x as a strided 2-D view, the kept dims as
+    rows and the reduced dims as columns (row-major within each group)."""
+    shape, strides = list(x.shape), list(x.stride())
     n_rows = 1
     for d in kept:
         n_rows *= shape[d]
     n_cols = 1
     for d in reduced:
         n_cols *= shape[d]
-    if n_rows == 0:
-        return out
     stride_r = _single_stride([shape[d] for d in kept], [strides[d] for d in kept])
     stride_c = _single_stride([shape[d] for d in reduced], [strides[d] for d in reduced])
     if stride_r is None or stride_c is None:
@@ -181,7 +245,35 @@ def sum(  # noqa: A001 - the op's name
         # tensor): one extra launch lays x out as (kept..., reduced...) contiguously.
         x = copy(x.permute(*kept, *reduced))
         stride_r, stride_c = n_cols, 1
-    _launch_sum(out, x, n_rows, n_cols, stride_r, stride_c, float(n_cols) if mean else 1.0)
+    return x, n_rows, n_cols, stride_r, stride_c
+
+
+def argmax(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> torch.Tensor:
+    """Indices (int64) of the first maximum along ``dim``, or of the flattened tensor when
+    dim is None, as torch.argmax (a NaN is the maximum). One launch (plus a copy when the
+    kept dims do not merge into one stride)."""
+    op = "argmax"
+    check_tensor(op, "x", x, FLOAT_DTYPES + INTEGER_DTYPES)
+    if dim is None:
+        reduced, kept = list(range(x.dim())), []
+        out_shape = [1] * x.dim() if keepdim else []
+    else:
+        (d,) = _normalize_dims(op, dim, x.dim()) or [0]  # a 0-d tensor: dim 0
+        reduced, kept = [d] if x.dim() else [], [k for k in range(x.dim()) if k != d]
+        out_shape = [1 if k == d else x.shape[k] for k in range(x.dim())] if keepdim \
+            else [x.shape[k] for k in kept]
+    if x.numel() == 0 and (dim is None or not x.dim() or x.shape[reduced[0]] == 0):
+        where = "" if dim is None else f" dim {reduced[0] if reduced else 0}"
+        raise ShapeError(f"{op}(): Expected reduction{where} to have non-zero size "
+                         f"(input shape {tuple(x.shape)})")
+    out = torch.empty(out_shape, dtype=torch.int64, device=x.device)
+    if out.numel() == 0:
+        return out
+    x, n_rows, n_cols, stride_r, stride_c = _rows_and_columns(x, kept, reduced)
+    block_r, block_c = _blocks(n_rows, n_cols, stride_r == 1 and stride_c != 1 and n_rows > 1)
+    launch(argmax_kernel, (cdiv(n_rows, block_r),), out, x, n_rows, n_cols, stride_r, stride_c,
+           BLOCK_R=block_r, BLOCK_C=block_c, flops=n_rows * n_cols,
+           bytes_moved=n_rows * n_cols * x.element_size() + n_rows * 8)
     return out
 
 
@@ -217,6 +309,12 @@ def _specs() -> list[CompileSpec]:
                "BLOCK_R": "constexpr", "BLOCK_C": "constexpr"}
         specs.append(CompileSpec(sum_kernel, sig, {"BLOCK_R": block_r, "BLOCK_C": block_c},
                                  f"{x_t}->{out_t}-{block_r}x{block_c}"))
+    for x_t, block_r, block_c in [("fp32", 1, TILE), ("bf16", 16, 256), ("i64", 256, 16)]:
+        sig = {"out_ptr": "*i64", "x_ptr": "*" + x_t, "n_rows": "i64", "n_cols": "i64",
+               "stride_xr": "i64", "stride_xc": "i64", "BLOCK_R": "constexpr",
+               "BLOCK_C": "constexpr"}
+        specs.append(CompileSpec(argmax_kernel, sig, {"BLOCK_R": block_r, "BLOCK_C": block_c},
+                                 f"{x_t}-{block_r}x{block_c}"))
     return specs
 
 

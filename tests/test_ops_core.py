@@ -241,3 +241,80 @@ def test_view_dim_arguments_are_checked_as_torch_checks_them():
     assert tuple(tg.zeros(3, 1).expand(2, -1, 5).shape) == (2, 3, 5)
     assert tuple(tg.tensor(1.0).squeeze(0).shape) == ()
     assert tuple(tg.tensor(1.0).flatten().shape) == (1,)
+
+
+# --- comparisons and argmax -----------------------------------------------------------------
+
+COMPARISON_OPS = ["eq", "ne", "lt", "le", "gt", "ge"]
+SYMBOL = {"eq": "__eq__", "ne": "__ne__", "lt": "__lt__", "le": "__le__", "gt": "__gt__",
+          "ge": "__ge__"}
+
+
+def _values(dtype):
+    nan = float("nan")
+    if dtype == torch.bool:
+        return torch.tensor([[True, False, True], [False, False, True]])
+    if not dtype.is_floating_point:
+        return torch.tensor([[1, -2, 3], [2**40 + 1, 0, 5]]).to(dtype) if dtype == torch.int64 \
+            else torch.tensor([[1, 2, 3], [4, 0, 5]]).to(dtype)
+    return torch.tensor([[1.0, nan, -0.0], [2.5, float("inf"), 0.0]]).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64, torch.uint8,
+                                   torch.bool], ids=str)
+@pytest.mark.parametrize("op", COMPARISON_OPS)
+def test_comparisons_match_torch(op, dtype):
+    a = _values(dtype)
+    b = a[:, 1:2] if dtype == torch.bool else a.flip(1)[0]  # broadcast a column, or a row
+    scalar = True if dtype == torch.bool else 1
+    cases = [(a, b), (a, scalar), (a, 0.5), (a, b.to(torch.float32))]
+    for left, right in cases:
+        expected = getattr(left, SYMBOL[op])(right)
+        tg_right = (tg.from_torch(right.to(tg.device())) if isinstance(right, torch.Tensor)
+                    else right)
+        with recorded_launches() as launches:
+            got = getattr(tg.from_torch(left.to(tg.device())), op)(tg_right)
+        assert launches, "computed by our kernels"
+        assert got.dtype == torch.bool and got.grad_fn is None
+        assert torch.equal(got.torch().cpu(), expected), (left, right, got, expected)
+
+
+def test_comparison_operators_and_identity_semantics():
+    x = tg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    assert (x > 1.5).tolist() == [False, True, True] and not (x > 1.5).requires_grad
+    assert (x == x).tolist() == [True] * 3
+    assert (x == None) is False and (x != "a") is True  # noqa: E711 - as torch
+    assert {x: 1}[x] == 1 and x in [x, tg.zeros(1)]  # hashing and `in` find x by identity
+    assert (2.0 < x).tolist() == [False, False, True]  # reflected: x > 2.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64], ids=str)
+@pytest.mark.parametrize("dim,keepdim", [(None, False), (None, True), (0, False), (1, True),
+                                         (-1, False)])
+def test_argmax_matches_torch(dtype, dim, keepdim):
+    nan = float("nan")
+    x = torch.randn(7, 13).mul(4).round()  # ties: the first one wins, as torch
+    if dtype.is_floating_point:
+        x[2, 5] = nan  # a NaN is the maximum
+        x[2, 9] = nan
+        x[4, :] = float("-inf")
+    x = x.to(dtype)
+    for view in (x, x.T.contiguous().T):  # row-major and column-major layouts
+        got = tg.from_torch(view.to(tg.device())).argmax(dim, keepdim=keepdim)
+        assert torch.equal(got.torch().cpu(), view.argmax(dim, keepdim=keepdim)), (view, dim)
+
+
+def test_argmax_across_column_tiles_and_errors():
+    x = torch.zeros(3, 10000)
+    x[0, 7000] = x[0, 9000] = 5.0  # a tie across tiles
+    x[1, 100], x[1, 8000] = 9.0, float("nan")  # a later NaN beats an earlier max
+    x[2, :] = -1.0
+    ours = tg.from_torch(x.to(tg.device()))
+    assert ours.argmax(1).tolist() == x.argmax(1).tolist() == [7000, 8000, 0]
+    assert int(tg.argmax(ours)) == int(x.argmax())
+    logits = tg.tensor([[0.1, 2.0, -1.0], [3.0, 0.0, 0.5]])
+    labels = tg.tensor([1, 2])
+    accuracy = (logits.argmax(1) == labels).float().mean()  # the usual idiom, on device
+    assert float(accuracy) == 0.5
+    with pytest.raises(tg.ShapeError, match=r"argmax\(\).*non-zero size.*\(0, 3\)"):
+        tg.zeros(0, 3).argmax(0)

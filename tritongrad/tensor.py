@@ -503,6 +503,50 @@ class Tensor:
 
         return norm(self, p=p, dim=dim, keepdim=keepdim)
 
+    # --- comparisons (bool results, no gradient) ------------------------------------
+    # Defining __eq__ would drop the default hash; tensors stay hashable by identity, as
+    # torch's are (parameters are dict keys in optimizer state).
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):  # type: ignore[override]
+        return _comparison.compare("eq", self, other)
+
+    def __ne__(self, other):  # type: ignore[override]
+        return _comparison.compare("ne", self, other)
+
+    def __lt__(self, other):
+        return _comparison.compare("lt", self, other)
+
+    def __le__(self, other):
+        return _comparison.compare("le", self, other)
+
+    def __gt__(self, other):
+        return _comparison.compare("gt", self, other)
+
+    def __ge__(self, other):
+        return _comparison.compare("ge", self, other)
+
+    def eq(self, other):
+        return self == other
+
+    def ne(self, other):
+        return self != other
+
+    def lt(self, other):
+        return self < other
+
+    def le(self, other):
+        return self <= other
+
+    def gt(self, other):
+        return self > other
+
+    def ge(self, other):
+        return self >= other
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False):
+        return _comparison.argmax(self, dim, keepdim)
+
     # --- reductions -------------------------------------------------------------------
     def sum(self, dim=None, keepdim: bool = False):
         return _reduction.sum(self, dim, keepdim)
@@ -584,6 +628,7 @@ def _as_tensor(value, like: Tensor) -> Tensor:
     return tensor(value, dtype=like.dtype)
 
 
+from .ops import comparison as _comparison  # noqa: E402
 from .ops import copy as _copy_ops  # noqa: E402
 from .ops import elementwise as _elementwise  # noqa: E402
 from .ops import reduction as _reduction  # noqa: E402
