@@ -98,11 +98,11 @@ def first_bad_label_kernel(
 
 @triton.jit
 def cross_entropy_fwd_kernel(
-    loss_ptr, grad_ptr, err_flag_ptr, logits_ptr, target_ptr, n_valid_ptr,
+    loss_ptr, grad_ptr, err_flag_ptr, logits_ptr, target_ptr, weight_ptr, n_valid_ptr,
     n_cols, ignore_index, label_smoothing,
     stride_logits_row, stride_logits_col, stride_grad_row, stride_target,
     BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr, COMPUTE_GRAD: tl.constexpr,
-    HAS_SMOOTHING: tl.constexpr, PRESCALE: tl.constexpr,
+    HAS_SMOOTHING: tl.constexpr, PRESCALE: tl.constexpr, HAS_WEIGHT: tl.constexpr,
 ):
     """Per-row loss and (optionally) unscaled logits gradient; one program per row.
 
@@ -113,8 +113,10 @@ def cross_entropy_fwd_kernel(
         is found on the error path only, by first_bad_label_kernel).
     logits_ptr: (N, C) fp32/fp16/bf16 with strides (stride_logits_row, stride_logits_col).
     target_ptr: (N,) int64 class indices with stride stride_target.
-    n_valid_ptr: 0-d int64 count of non-ignored rows; read when PRESCALE, which divides
-        the gradient by it ('mean'; 0 when the count is 0, where every row is ignored).
+    weight_ptr: (C,) contiguous class weights, read when HAS_WEIGHT (otherwise any pointer).
+    n_valid_ptr: 0-d count of non-ignored rows (int64), or with HAS_WEIGHT their summed
+        target weights (fp32); read when PRESCALE, which divides the gradient by it
+        ('mean'; 0 when the count is 0, where every row is ignored).
     n_cols: C. ignore_index: label whose row is skipped (may be negative).
     label_smoothing: eps in [0, 1]; HAS_SMOOTHING is eps > 0.
     BLOCK_C: column block (power of two); SINGLE_BLOCK: C <= BLOCK_C.
@@ -147,11 +149,17 @@ def cross_entropy_fwd_kernel(
         shift = tl.where(row_max == float("-inf"), 0.0, row_max)
         sum_exp = tl.sum(tl.exp(x - shift), axis=0)
         if HAS_SMOOTHING:
-            sum_x = tl.sum(tl.where(col_mask, x, 0.0), axis=0)
+            if HAS_WEIGHT:
+                w = tl.load(weight_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
+                sum_x = tl.sum(w * tl.where(col_mask, x, 0.0), axis=0)
+                sum_w = tl.sum(w, axis=0)
+            else:
+                sum_x = tl.sum(tl.where(col_mask, x, 0.0), axis=0)
     else:
         running_max = tl.full((), float("-inf"), tl.float32)
         sum_exp = tl.zeros((), tl.float32)
-        sum_x = tl.zeros((), tl.float32)
+        sum_x = tl.zeros((), tl.float32)  # sum_c x_c, or with HAS_WEIGHT sum_c w_c x_c
+        sum_w = tl.zeros((), tl.float32)
         for start in range(0, n_cols, BLOCK_C):
             c = start + cols
             col_mask = c < n_cols
@@ -166,13 +174,27 @@ def cross_entropy_fwd_kernel(
             sum_exp = sum_exp * tl.exp(old_shift - shift) + tl.sum(tl.exp(x - shift), axis=0)
             running_max = new_max
             if HAS_SMOOTHING:
-                sum_x += tl.sum(tl.where(col_mask, x, 0.0), axis=0)
+                if HAS_WEIGHT:
+                    w = tl.load(weight_ptr + c, mask=col_mask, other=0.0).to(tl.float32)
+                    sum_x += tl.sum(w * tl.where(col_mask, x, 0.0), axis=0)
+                    sum_w += tl.sum(w, axis=0)
+                else:
+                    sum_x += tl.sum(tl.where(col_mask, x, 0.0), axis=0)
         shift = tl.where(running_max == float("-inf"), 0.0, running_max)
     # Ignored rows have sum_exp 0; log(1) keeps them quiet (their outputs are zeroed).
     lse = shift + tl.log(tl.where(active, sum_exp, 1.0))
 
     loss = lse - x_target
-    if HAS_SMOOTHING:
+    if HAS_WEIGHT:
+        # Weighted (torch): nll = w_t (lse - x_t); the smoothing term is
+        # (1/C) sum_c w_c (lse - x_c) = (sum_w lse - sum_c w_c x_c) / C.
+        w_target = tl.load(weight_ptr + target, mask=active & in_range, other=0.0)
+        w_target = w_target.to(tl.float32)
+        loss = w_target * loss
+        if HAS_SMOOTHING:
+            loss = (1.0 - label_smoothing) * loss \
+                + label_smoothing * (sum_w * lse - sum_x) / n_cols
+    elif HAS_SMOOTHING:
         # Gated by a constexpr: with eps == 0 a -inf logit would make 0 * inf = NaN.
         loss = (1.0 - label_smoothing) * loss + label_smoothing * (lse - sum_x / n_cols)
     loss = tl.where(active, loss, 0.0)
@@ -181,13 +203,26 @@ def cross_entropy_fwd_kernel(
     if COMPUTE_GRAD:
         target_weight = 1.0 - label_smoothing
         uniform = label_smoothing / n_cols
+        if HAS_WEIGHT:
+            # d loss / d x_c = (1-eps) w_t (p_c - [c == t]) + (eps/C) (sum_w p_c - w_c)
+            #               = p_c p_scale - (1-eps) w_t [c == t] - (eps/C) w_c
+            target_weight = target_weight * w_target
+            p_scale = target_weight
+            if HAS_SMOOTHING:
+                p_scale += uniform * sum_w
         row_scale = tl.where(active, 1.0, 0.0)
         if PRESCALE:
             n_valid = tl.load(n_valid_ptr).to(tl.float32)
-            row_scale = tl.where(n_valid > 0, row_scale / tl.maximum(n_valid, 1.0), 0.0)
+            safe = tl.where(n_valid > 0, n_valid, 1.0)
+            row_scale = tl.where(n_valid > 0, row_scale / safe, 0.0)
         if SINGLE_BLOCK:
             # x is still in registers: the logits are read once.
-            grad = tl.exp(x - lse) - tl.where(cols == target, target_weight, 0.0) - uniform
+            if HAS_WEIGHT:
+                grad = tl.exp(x - lse) * p_scale - tl.where(cols == target, target_weight, 0.0)
+                if HAS_SMOOTHING:
+                    grad -= uniform * w
+            else:
+                grad = tl.exp(x - lse) - tl.where(cols == target, target_weight, 0.0) - uniform
             grad = tl.where(active, grad * row_scale, 0.0)
             tl.store(grad_row + cols, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
         else:
@@ -196,49 +231,75 @@ def cross_entropy_fwd_kernel(
                 col_mask = c < n_cols
                 x = tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
                             other=float("-inf")).to(tl.float32)
-                grad = tl.exp(x - lse) - tl.where(c == target, target_weight, 0.0) - uniform
+                if HAS_WEIGHT:
+                    grad = tl.exp(x - lse) * p_scale - tl.where(c == target, target_weight, 0.0)
+                    if HAS_SMOOTHING:
+                        w = tl.load(weight_ptr + c, mask=col_mask, other=0.0).to(tl.float32)
+                        grad -= uniform * w
+                else:
+                    grad = tl.exp(x - lse) - tl.where(c == target, target_weight, 0.0) - uniform
                 grad = tl.where(active, grad * row_scale, 0.0)
                 tl.store(grad_row + c, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
 
 
 @triton.jit
+def valid_weight(targets, weights, idx, mask, n_cols, ignore_index, stride_target,
+                 HAS_WEIGHT: tl.constexpr):
+    """A jit helper: per row idx, 1 (int64) if its target is not ignore_index, else 0; with
+    HAS_WEIGHT the target's class weight (fp32) instead of 1 (0 for an out-of-range label,
+    which the label check reports)."""
+    target = tl.load(targets + idx.to(tl.int64) * stride_target, mask=mask, other=0)
+    valid = mask & (target != ignore_index)
+    if HAS_WEIGHT:
+        in_range = (target >= 0) & (target < n_cols)
+        result = tl.load(weights + target, mask=valid & in_range, other=0.0).to(tl.float32)
+    else:
+        result = valid.to(tl.int64)
+    return result
+
+
+@triton.jit
 def count_valid_kernel(
-    n_valid_ptr, target_ptr, n_rows, ignore_index, stride_target, BLOCK: tl.constexpr,
+    n_valid_ptr, target_ptr, weight_ptr, n_rows, n_cols, ignore_index, stride_target,
+    BLOCK: tl.constexpr, HAS_WEIGHT: tl.constexpr,
 ):
-    """n_valid = #(target != ignore_index), one program (before the row kernel, which
-    divides the 'mean' gradient by it). n_valid_ptr: 0-d int64; target_ptr: (N,) int64."""
+    """n_valid = #(target != ignore_index), or with HAS_WEIGHT the sum of those rows'
+    target weights (torch's 'mean' divisor); one program (before the row kernel, which
+    divides the 'mean' gradient by it). n_valid_ptr: 0-d int64 (fp32 with HAS_WEIGHT);
+    target_ptr: (N,) int64; weight_ptr: (C,) class weights."""
     offs = tl.arange(0, BLOCK)
-    count = tl.zeros([BLOCK], dtype=tl.int64)
+    count = tl.zeros([BLOCK], dtype=tl.float32 if HAS_WEIGHT else tl.int64)
     for start in range(0, n_rows, BLOCK):
         idx = start + offs
-        mask = idx < n_rows
-        target = tl.load(target_ptr + idx.to(tl.int64) * stride_target, mask=mask, other=0)
-        count += (mask & (target != ignore_index)).to(tl.int64)
+        count += valid_weight(target_ptr, weight_ptr, idx, idx < n_rows, n_cols, ignore_index,
+                              stride_target, HAS_WEIGHT)
     tl.store(n_valid_ptr, tl.sum(count, axis=0))
 
 
 @triton.jit
 def cross_entropy_reduce_kernel(
-    loss_ptr, n_valid_ptr, row_loss_ptr, target_ptr,
-    n_rows, ignore_index, stride_target,
-    BLOCK: tl.constexpr, MEAN: tl.constexpr,
+    loss_ptr, n_valid_ptr, row_loss_ptr, target_ptr, weight_ptr,
+    n_rows, n_cols, ignore_index, stride_target,
+    BLOCK: tl.constexpr, MEAN: tl.constexpr, HAS_WEIGHT: tl.constexpr,
 ):
-    """loss = sum_r row_loss[r] (divided by n_valid when MEAN); n_valid = #(target != ignore).
+    """loss = sum_r row_loss[r] (divided by n_valid when MEAN); n_valid = #(target != ignore),
+    or with HAS_WEIGHT the sum of those rows' target weights.
 
     One program, adding blocks in a fixed order (deterministic, no atomics).
-    loss_ptr: 0-d, the logits dtype. n_valid_ptr: 0-d int64.
+    loss_ptr: 0-d, the logits dtype. n_valid_ptr: 0-d int64 (fp32 with HAS_WEIGHT).
     row_loss_ptr: (N,) contiguous (0 for ignored rows). target_ptr: (N,) int64, stride
-    stride_target. 'mean' over zero valid rows is NaN, as torch.
+    stride_target. weight_ptr: (C,) class weights. 'mean' over zero valid rows is NaN,
+    as torch.
     """
     offs = tl.arange(0, BLOCK)
     total = tl.zeros([BLOCK], dtype=tl.float32)
-    count = tl.zeros([BLOCK], dtype=tl.int64)
+    count = tl.zeros([BLOCK], dtype=tl.float32 if HAS_WEIGHT else tl.int64)
     for start in range(0, n_rows, BLOCK):
         idx = start + offs
         mask = idx < n_rows
         total += tl.load(row_loss_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-        target = tl.load(target_ptr + idx.to(tl.int64) * stride_target, mask=mask, other=0)
-        count += (mask & (target != ignore_index)).to(tl.int64)
+        count += valid_weight(target_ptr, weight_ptr, idx, mask, n_cols, ignore_index,
+                              stride_target, HAS_WEIGHT)
     loss = tl.sum(total, axis=0)
     n_valid = tl.sum(count, axis=0)
     if MEAN:
@@ -298,6 +359,20 @@ def check_target(logits: torch.Tensor, target: torch.Tensor) -> None:
     check_same_device(OP, logits=logits, target=target)
 
 
+def check_weight(logits: torch.Tensor, weight: torch.Tensor | None) -> None:
+    """Metadata checks of optional (C,) class weights, before any launch."""
+    if weight is None:
+        return
+    check_tensor(OP, "weight", weight, LOGIT_DTYPES + (torch.float64,), ndims=(1,))
+    if weight.shape[0] != logits.shape[1]:
+        raise ShapeError(f"{OP}: weight tensor should be defined either for all "
+                         f"{logits.shape[1]} classes or no classes but got weight tensor of "
+                         f"shape: [{weight.shape[0]}]")
+    if not weight.is_contiguous():
+        raise LayoutError(f"{OP}: weight must be contiguous, got strides {tuple(weight.stride())}")
+    check_same_device(OP, logits=logits, weight=weight)
+
+
 def new_label_errors(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """A zeroed (int32 flag, int64 offending label) pair for cross_entropy_rows."""
     return (torch.zeros((1,), dtype=torch.int32, device=device),
@@ -326,14 +401,16 @@ def cross_entropy_rows(
     ignore_index: int = -100,
     label_smoothing: float = 0.0,
     n_valid: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
 ) -> None:
     """Launch the row kernel into given buffers: row_loss (N,) contiguous (any float
     dtype), grad_logits (N, C) with column stride 1 or None, errors from new_label_errors.
-    With ``n_valid`` (0-d int64 on the device, from count_valid) the gradient comes out
-    divided by it. No host sync. The building block of cross_entropy_fwd and of chunked
-    callers."""
+    With ``n_valid`` (0-d on the device, from count_valid) the gradient comes out
+    divided by it. ``weight``: optional (C,) class weights. No host sync. The building
+    block of cross_entropy_fwd and of chunked callers."""
     check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
     check_target(logits, target)
+    check_weight(logits, weight)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{OP}: label_smoothing must be between 0.0 and 1.0, got "
                          f"{label_smoothing}")
@@ -363,25 +440,31 @@ def cross_entropy_rows(
     launch(
         cross_entropy_fwd_kernel, (n_rows,),
         row_loss, grad_logits if compute_grad else logits, errors[0], logits, target,
-        n_valid if prescale else errors[1],
+        weight if weight is not None else target, n_valid if prescale else errors[1],
         n_cols, int(ignore_index), float(label_smoothing),
         logits.stride(0), logits.stride(1),
         grad_logits.stride(0) if compute_grad else 0, target.stride(0),
         BLOCK_C=block_c, SINGLE_BLOCK=single_block, COMPUTE_GRAD=compute_grad,
-        HAS_SMOOTHING=smoothing, PRESCALE=prescale, num_warps=min(32, max(4, block_c // 512)),
+        HAS_SMOOTHING=smoothing, PRESCALE=prescale, HAS_WEIGHT=weight is not None,
+        num_warps=min(32, max(4, block_c // 512)),
         flops=n_rows * n_cols * (4 + int(smoothing) + 4 * int(compute_grad)),
         bytes_moved=n_rows * n_cols * elem * (logit_reads + int(compute_grad))
         + n_rows * (target.element_size() + row_loss.element_size()),
     )
 
 
-def count_valid(target: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-    """0-d int64 count of labels that are not ignore_index; one single-program launch."""
-    n_valid = torch.empty((), dtype=torch.int64, device=target.device)
+def count_valid(target: torch.Tensor, ignore_index: int = -100,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+    """0-d int64 count of labels that are not ignore_index, or with (C,) class ``weight``
+    the fp32 sum of their weights; one single-program launch."""
+    weighted = weight is not None
+    n_valid = torch.empty((), dtype=torch.float32 if weighted else torch.int64,
+                          device=target.device)
     n_rows = target.shape[0]
-    launch(count_valid_kernel, (1,), n_valid, target, n_rows, int(ignore_index),
-           target.stride(0) if n_rows else 1, BLOCK=REDUCE_BLOCK,
-           flops=n_rows, bytes_moved=n_rows * target.element_size() + 8)
+    launch(count_valid_kernel, (1,), n_valid, target, weight if weighted else target, n_rows,
+           weight.shape[0] if weighted else 0, int(ignore_index),
+           target.stride(0) if n_rows else 1, BLOCK=REDUCE_BLOCK, HAS_WEIGHT=weighted,
+           flops=n_rows, bytes_moved=n_rows * target.element_size() * (1 + int(weighted)) + 8)
     return n_valid
 
 
@@ -391,17 +474,22 @@ def cross_entropy_reduce(
     ignore_index: int = -100,
     reduction: str = "mean",
     dtype: torch.dtype = torch.float32,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, n_valid): 0-d loss in ``dtype`` (sum, or sum / n_valid for 'mean') and the
-    0-d int64 count of rows whose target is not ignore_index. One single-program launch."""
+    0-d int64 count of rows whose target is not ignore_index (with class ``weight``: the
+    fp32 sum of their target weights, torch's 'mean' divisor). One single-program launch."""
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{OP}: cross_entropy_reduce takes 'mean' or 'sum', got {reduction!r}")
     n_rows = row_loss.shape[0]
+    weighted = weight is not None
     loss = torch.empty((), dtype=dtype, device=row_loss.device)
-    n_valid = torch.empty((), dtype=torch.int64, device=row_loss.device)
+    n_valid = torch.empty((), dtype=torch.float32 if weighted else torch.int64,
+                          device=row_loss.device)
     launch(cross_entropy_reduce_kernel, (1,), loss, n_valid, row_loss, target,
-           n_rows, int(ignore_index), target.stride(0) if n_rows else 1,
-           BLOCK=REDUCE_BLOCK, MEAN=reduction == "mean",
+           weight if weighted else target, n_rows, weight.shape[0] if weighted else 0,
+           int(ignore_index), target.stride(0) if n_rows else 1,
+           BLOCK=REDUCE_BLOCK, MEAN=reduction == "mean", HAS_WEIGHT=weighted,
            flops=2 * n_rows,
            bytes_moved=n_rows * (row_loss.element_size() + target.element_size()) + 16)
     return loss, n_valid
@@ -416,6 +504,7 @@ def cross_entropy_fwd(
     compute_grad: bool = True,
     check_labels: bool = True,
     prescale: bool = False,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Softmax cross-entropy of (N, C) logits against (N,) int64 labels.
 
@@ -427,11 +516,15 @@ def cross_entropy_fwd(
     n_valid: it is then d loss / d logits itself, and cross_entropy_bwd(..., 'sum')
     scales it by grad_output alone. check_labels=True syncs once to raise OutOfRangeError on a label
     outside [0, C); check_labels=False skips the sync (for benchmarking).
-    Logits of any strides are read in place; arithmetic is fp32.
+    Logits of any strides are read in place; arithmetic is fp32. ``weight``: optional (C,)
+    class weights, as torch's: each row's loss and gradient are scaled by its target's
+    weight (the smoothing term by every class's), and 'mean' divides by the summed target
+    weights of the valid rows (n_valid is then that fp32 sum).
     """
     _check_reduction(reduction)
     check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
     check_target(logits, target)
+    check_weight(logits, weight)
     n_rows, n_cols = logits.shape
     device = logits.device
     row_dtype = logits.dtype if reduction == "none" else torch.float32
@@ -439,15 +532,16 @@ def cross_entropy_fwd(
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=device) \
         if compute_grad else None
     errors = new_label_errors(device)
-    n_valid = count_valid(target, ignore_index) \
+    n_valid = count_valid(target, ignore_index, weight) \
         if prescale and compute_grad and reduction == "mean" and n_rows else None
     cross_entropy_rows(logits, target, row_loss, grad_logits, errors, ignore_index,
-                       label_smoothing, n_valid=n_valid)
+                       label_smoothing, n_valid=n_valid, weight=weight)
     if check_labels and n_rows:
         raise_on_label_errors(errors, target, n_cols, ignore_index)
     if reduction == "none":
         return row_loss, grad_logits, None
-    loss, n_valid = cross_entropy_reduce(row_loss, target, ignore_index, reduction, logits.dtype)
+    loss, n_valid = cross_entropy_reduce(row_loss, target, ignore_index, reduction, logits.dtype,
+                                         weight)
     return loss, grad_logits, n_valid
 
 
@@ -482,7 +576,7 @@ def cross_entropy_bwd(
     if mode == MODE_MEAN:
         if n_valid is None:
             raise ValueError(f"{OP} backward: reduction='mean' needs n_valid")
-        check_tensor(OP, "n_valid", n_valid, (torch.int64,))
+        check_tensor(OP, "n_valid", n_valid, (torch.int64, torch.float32))
     grad_logits = contiguous(grad_logits)  # the kernel walks it flat; ours are contiguous
     out = torch.empty(grad_logits.shape, dtype=out_dtype or grad_logits.dtype,
                       device=grad_logits.device)
@@ -503,40 +597,53 @@ def _specs():
                           "n_cols": "i32", "ignore_index": "i64", "stride_target": "i64",
                           "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK})]
     for dt in ("fp32", "bf16", "fp16"):
-        for single, compute_grad, smoothing, prescale in [
-                (True, True, False, True), (False, True, True, True),
-                (True, False, True, False), (False, False, False, False)]:
+        for single, compute_grad, smoothing, prescale, weighted in [
+                (True, True, False, True, False), (False, True, True, True, False),
+                (True, False, True, False, False), (False, False, False, False, False),
+                (True, True, True, True, True), (False, True, True, False, True),
+                (False, True, False, True, True)]:
             sig = {"loss_ptr": "*fp32", "grad_ptr": "*" + dt, "err_flag_ptr": "*i32",
                    "logits_ptr": "*" + dt, "target_ptr": "*i64",
-                   "n_valid_ptr": "*i64", "n_cols": "i32", "ignore_index": "i64", "label_smoothing": "fp32",
+                   "weight_ptr": "*" + (dt if weighted else "i64"),
+                   "n_valid_ptr": "*fp32" if weighted else "*i64", "n_cols": "i32",
+                   "ignore_index": "i64", "label_smoothing": "fp32",
                    "stride_logits_row": "i64", "stride_logits_col": "i64",
                    "stride_grad_row": "i64", "stride_target": "i64",
                    "BLOCK_C": "constexpr", "SINGLE_BLOCK": "constexpr",
                    "COMPUTE_GRAD": "constexpr", "HAS_SMOOTHING": "constexpr",
-                   "PRESCALE": "constexpr"}
+                   "PRESCALE": "constexpr", "HAS_WEIGHT": "constexpr"}
             const = {"BLOCK_C": 1024 if single else MAX_BLOCK_C, "SINGLE_BLOCK": single,
                      "COMPUTE_GRAD": compute_grad, "HAS_SMOOTHING": smoothing,
-                     "PRESCALE": prescale}
+                     "PRESCALE": prescale, "HAS_WEIGHT": weighted}
             specs.append(CompileSpec(cross_entropy_fwd_kernel, sig, const,
                                      f"{dt},single={single},grad={compute_grad},"
-                                     f"smooth={smoothing},prescale={prescale}"))
-        specs.append(CompileSpec(
-            cross_entropy_reduce_kernel,
-            {"loss_ptr": "*" + dt, "n_valid_ptr": "*i64", "row_loss_ptr": "*fp32",
-             "target_ptr": "*i64", "n_rows": "i32", "ignore_index": "i64",
-             "stride_target": "i64", "BLOCK": "constexpr", "MEAN": "constexpr"},
-            {"BLOCK": REDUCE_BLOCK, "MEAN": True}, dt))
+                                     f"smooth={smoothing},prescale={prescale},weight={weighted}"))
+        for weighted in (False, True):
+            specs.append(CompileSpec(
+                cross_entropy_reduce_kernel,
+                {"loss_ptr": "*" + dt, "n_valid_ptr": "*fp32" if weighted else "*i64",
+                 "row_loss_ptr": "*fp32", "target_ptr": "*i64",
+                 "weight_ptr": "*" + (dt if weighted else "i64"), "n_rows": "i32",
+                 "n_cols": "i32", "ignore_index": "i64", "stride_target": "i64",
+                 "BLOCK": "constexpr", "MEAN": "constexpr", "HAS_WEIGHT": "constexpr"},
+                {"BLOCK": REDUCE_BLOCK, "MEAN": True, "HAS_WEIGHT": weighted},
+                f"{dt},weight={weighted}"))
         for mode in (MODE_SUM, MODE_MEAN, MODE_NONE):
             specs.append(CompileSpec(
                 cross_entropy_bwd_kernel,
                 {"out_ptr": "*" + dt, "grad_logits_ptr": "*" + dt, "grad_output_ptr": "*" + dt,
-                 "n_valid_ptr": "*i64", "numel": "i64", "n_cols": "i64",
-                 "stride_grad_output": "i64", "BLOCK": "constexpr", "MODE": "constexpr"},
+                 "n_valid_ptr": "*fp32" if mode == MODE_MEAN else "*i64", "numel": "i64",
+                 "n_cols": "i64", "stride_grad_output": "i64", "BLOCK": "constexpr",
+                 "MODE": "constexpr"},
                 {"BLOCK": SCALE_BLOCK, "MODE": mode}, f"{dt},mode={mode}"))
-    specs.append(CompileSpec(
-        count_valid_kernel,
-        {"n_valid_ptr": "*i64", "target_ptr": "*i64", "n_rows": "i32", "ignore_index": "i64",
-         "stride_target": "i64", "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK}))
+    for weighted in (False, True):
+        specs.append(CompileSpec(
+            count_valid_kernel,
+            {"n_valid_ptr": "*fp32" if weighted else "*i64", "target_ptr": "*i64",
+             "weight_ptr": "*fp32" if weighted else "*i64", "n_rows": "i32", "n_cols": "i32",
+             "ignore_index": "i64", "stride_target": "i64", "BLOCK": "constexpr",
+             "HAS_WEIGHT": "constexpr"},
+            {"BLOCK": REDUCE_BLOCK, "HAS_WEIGHT": weighted}, f"weight={weighted}"))
     return specs
 
 

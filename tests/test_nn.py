@@ -404,13 +404,39 @@ def test_dropout_functional_uses_a_mask_the_reference_reproduces():
 # --- losses and errors ------------------------------------------------------------------------
 
 
+CLASS_WEIGHT = [0.5, 2.0, 1.0, 3.0, 0.25]
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"reduction": "sum"}, {"reduction": "none"},
-                                    {"ignore_index": 2, "label_smoothing": 0.1}])
+                                    {"ignore_index": 2, "label_smoothing": 0.1},
+                                    {"weight": CLASS_WEIGHT},
+                                    {"weight": CLASS_WEIGHT, "ignore_index": 2,
+                                     "label_smoothing": 0.1, "reduction": "sum"}])
 def test_cross_entropy_loss_module_options(kwargs):
-    logits = torch.randn(6, 5, device=DEVICE)
+    logits = torch.randn(6, 5, device=DEVICE, requires_grad=True)
     target = torch.tensor([0, 2, 4, 1, 2, 3], device=DEVICE)
-    ours = nn.CrossEntropyLoss(**kwargs)(tg.from_torch(logits), tg.from_torch(target))
-    assert_close(ours, torch.nn.CrossEntropyLoss(**kwargs)(logits, target), dtype=torch.float32)
+    theirs_kwargs = dict(kwargs)
+    if "weight" in kwargs:
+        theirs_kwargs["weight"] = torch.tensor(kwargs["weight"], device=DEVICE)
+        kwargs = {**kwargs, "weight": tg.from_torch(theirs_kwargs["weight"])}
+    module = nn.CrossEntropyLoss(**kwargs)
+    x = tg.from_torch(logits.detach(), requires_grad=True)
+    ours = module(x, tg.from_torch(target))
+    theirs = torch.nn.CrossEntropyLoss(**theirs_kwargs)(logits, target)
+    assert_close(ours, theirs, dtype=torch.float32)
+    ours.sum().backward()
+    theirs.sum().backward()
+    assert_close(x.grad, logits.grad, dtype=torch.float32)
+    # the weight is a buffer, as torch's: saved and loaded with the module
+    assert ("weight" in module.state_dict()) == ("weight" in kwargs)
+
+
+def test_cross_entropy_weight_takes_no_gradient_and_legacy_flags():
+    x, target = tg.randn(4, 3, requires_grad=True), tg.tensor([0, 1, 2, 1])
+    with pytest.raises(tg.UnsupportedError, match="derivative for 'weight'"):
+        F.cross_entropy(x, target, tg.ones(3, requires_grad=True))
+    summed = F.cross_entropy(x, target, None, False)  # torch's size_average=False: 'sum'
+    assert_close(summed, F.cross_entropy(x, target, reduction="sum"), dtype=torch.float32)
 
 
 @pytest.mark.filterwarnings("ignore:size_average and reduce args will be deprecated")

@@ -36,6 +36,7 @@ from .kernels._checks import (  # noqa: E402,F401
     OutOfRangeError,
     ShapeError,
     TritongradError,
+    UnsupportedError,
     ValueCheckError,
 )
 from .random import get_rng_state, initial_seed, manual_seed, set_rng_state  # noqa: E402,F401

@@ -25,31 +25,40 @@ def _quiet_numpy():
         yield
 
 
-def reference(logits, target, reduction, grad_output, ignore_index=-100, label_smoothing=0.0):
+def reference(logits, target, reduction, grad_output, ignore_index=-100, label_smoothing=0.0,
+              weight=None):
     """torch in fp32 on the (already rounded) logits; results cast back to logits' dtype."""
     x = logits.detach().float().requires_grad_()
     loss = F.cross_entropy(x, target, ignore_index=ignore_index, reduction=reduction,
-                           label_smoothing=label_smoothing)
+                           label_smoothing=label_smoothing,
+                           weight=None if weight is None else weight.float())
     loss.backward(grad_output.float())
     return loss.detach().to(logits.dtype), x.grad.to(logits.dtype)
 
 
-def check(logits, target, reduction, ignore_index=-100, label_smoothing=0.0, grad_output=None):
+def check(logits, target, reduction, ignore_index=-100, label_smoothing=0.0, grad_output=None,
+          weight=None, prescale=False):
     dtype = logits.dtype
     if grad_output is None:
         shape = target.shape if reduction == "none" else ()
         grad_output = torch.randn(shape).to(dtype)
     loss, grad_logits, n_valid = cross_entropy_fwd(logits, target, ignore_index, reduction,
-                                                   label_smoothing)
-    grad = cross_entropy_bwd(grad_output, grad_logits, n_valid, reduction)
+                                                   label_smoothing, prescale=prescale,
+                                                   weight=weight)
+    prescaled = prescale and reduction == "mean"
+    grad = cross_entropy_bwd(grad_output, grad_logits, n_valid, "sum" if prescaled else reduction)
     ref_loss, ref_grad = reference(logits, target, reduction, grad_output, ignore_index,
-                                   label_smoothing)
+                                   label_smoothing, weight)
     assert loss.dtype == dtype and grad.dtype == dtype
     assert_close(loss, ref_loss, dtype=dtype, name="loss")
     assert_close(grad, ref_grad, dtype=dtype, name="grad_logits")
-    if reduction != "none":
+    if reduction != "none" and weight is None:
         assert n_valid.dtype == torch.int64
         assert int(n_valid) == int((target != ignore_index).sum())
+    elif reduction != "none":  # torch's 'mean' divisor: the valid rows' target weights
+        valid = target != ignore_index
+        assert n_valid.dtype == torch.float32
+        assert_close(n_valid, weight.float()[target[valid]].sum(), dtype=torch.float32)
     return loss, grad
 
 
@@ -112,6 +121,34 @@ def test_vocabulary_262144_with_default_blocks(dtype, label_smoothing):
     logits = (2 * torch.randn(2, n_cols)).to(dtype)
     logits[1, -5] = 12.0  # the row's max arrives in its last block
     check(logits, torch.tensor([3, n_cols - 5]), "mean", label_smoothing=label_smoothing)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("blocks", ["one", "several"])
+def test_class_weights_match_torch(monkeypatch, dtype, reduction, label_smoothing, blocks):
+    # torch's weighted loss: w_t (lse - x_t), the smoothing term sum_c w_c (lse - x_c) / C,
+    # and 'mean' divides by the valid rows' target weights (not their count).
+    if blocks == "several":
+        monkeypatch.setattr(ce, "MAX_BLOCK_C", 256)  # C = 1000 takes 4 blocks
+    n_cols = 1000 if blocks == "several" else 7
+    logits = (3 * torch.randn(6, n_cols)).to(dtype)
+    target = labels(6, n_cols, ignored=(2,))
+    weight = (torch.rand(n_cols) * 2 + 0.05).to(dtype)
+    for prescale in (False, True):
+        check(logits, target, reduction, label_smoothing=label_smoothing, weight=weight,
+              prescale=prescale)
+
+
+def test_class_weight_errors():
+    logits, target = torch.randn(3, 5), torch.tensor([0, 1, 2])
+    with pytest.raises(ShapeError, match=r"weight tensor should be defined either for all 5 "
+                                         r"classes or no classes but got weight tensor of "
+                                         r"shape: \[4\]"):
+        cross_entropy_fwd(logits, target, weight=torch.ones(4))
+    with pytest.raises(DTypeError, match="weight"):
+        cross_entropy_fwd(logits, target, weight=torch.ones(5, dtype=torch.int64))
 
 
 def test_ignore_index_values():

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from ..kernels._checks import UnsupportedError
-from ..ops.loss import cross_entropy, mse_loss
+from ..ops.loss import cross_entropy, legacy_reduction, mse_loss
 from ..tensor import Tensor
 from .module import Module
-
-
-def _legacy_reduction(size_average, reduce, reduction: str) -> str:
-    """torch's mapping of the deprecated size_average/reduce flags onto ``reduction``."""
-    if size_average is None and reduce is None:
-        return reduction
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    if not reduce:
-        return "none"
-    return "mean" if size_average else "sum"
 
 
 class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = _legacy_reduction(size_average, reduce, reduction)
+        self.reduction = legacy_reduction(size_average, reduce, reduction)
 
 
 class MSELoss(_Loss):
@@ -33,23 +21,20 @@ class MSELoss(_Loss):
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of (N, C) logits against (N,) int64 labels, with
-    ``ignore_index``, ``reduction`` and ``label_smoothing`` as torch. Per-class
-    ``weight`` is not supported yet (an UnsupportedError says so)."""
+    """Softmax cross-entropy of (N, C) logits against (N,) int64 labels, with per-class
+    ``weight`` (a buffer, as torch's), ``ignore_index``, ``reduction`` and
+    ``label_smoothing`` as torch."""
 
     def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
                  reduce=None, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
         super().__init__(size_average, reduce, reduction)
-        if weight is not None:
-            raise UnsupportedError("CrossEntropyLoss: per-class weight is not supported by "
-                                   "tritongrad yet; pass weight=None")
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: "
                              f"{label_smoothing}")
-        self.weight = None
+        self.register_buffer("weight", weight)
         self.ignore_index = int(ignore_index)
         self.label_smoothing = float(label_smoothing)
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(input, target, ignore_index=self.ignore_index,
+        return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                              reduction=self.reduction, label_smoothing=self.label_smoothing)

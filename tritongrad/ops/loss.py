@@ -18,7 +18,7 @@ from ..autograd import is_implicit_seed
 from ..autograd.function import Function
 from ..autograd.grad_mode import is_grad_enabled
 from ..kernels import cross_entropy as ce
-from ..kernels._checks import DTypeError, ShapeError
+from ..kernels._checks import DTypeError, ShapeError, UnsupportedError
 from ..kernels._launch import cdiv
 from ..kernels.copy import copy as copy_kernel
 from ..kernels.mse import mse_bwd, mse_fwd
@@ -40,6 +40,17 @@ def _tensor(value, name: str, op: str) -> Tensor:
 
         return from_torch(value)
     raise DTypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
+
+
+def legacy_reduction(size_average, reduce, reduction: str) -> str:
+    """torch's mapping of the deprecated size_average/reduce flags onto ``reduction``."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
 
 
 def _wrap(data: torch.Tensor | None) -> Tensor | None:
@@ -91,12 +102,14 @@ class CrossEntropy(Function):
 
     @staticmethod
     def forward(ctx, logits: Tensor, target: Tensor, ignore_index: int, reduction: str,
-                label_smoothing: float, compute_grad: bool = True) -> Tensor:
+                label_smoothing: float, compute_grad: bool = True,
+                weight: Tensor | None = None) -> Tensor:
         ctx.reduction = reduction
         ctx.prescaled = logits.dtype != torch.float16
         loss, grad_logits, n_valid = ce.cross_entropy_fwd(
             logits._data, target._data, ignore_index, reduction, label_smoothing,
-            compute_grad=compute_grad, check_labels=CHECK_LABELS, prescale=ctx.prescaled)
+            compute_grad=compute_grad, check_labels=CHECK_LABELS, prescale=ctx.prescaled,
+            weight=None if weight is None else weight._data)
         if compute_grad:
             ctx.save_private(Tensor._wrap(grad_logits),
                              None if ctx.prescaled or n_valid is None else _wrap(n_valid))
@@ -104,7 +117,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        none = (None,) * 5
+        none = (None,) * 6
         if ctx.reduction != "none" and ctx.prescaled and is_implicit_seed(grad):
             given = ctx.take_private(0)  # d loss / d logits itself, times one
             if given is not None:
@@ -118,15 +131,25 @@ class CrossEntropy(Function):
         return (Tensor._wrap(scaled),) + none
 
 
-def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = -100,
+def cross_entropy(logits: Tensor, target: Tensor, weight: Tensor | None = None,
+                  size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
-    """``torch.nn.functional.cross_entropy`` for (N, C) logits and (N,) int64 class labels."""
+    """``torch.nn.functional.cross_entropy`` for (N, C) logits and (N,) int64 class labels,
+    with torch's arguments in torch's order (``size_average``/``reduce`` are torch's
+    deprecated spellings of ``reduction``). ``weight``: (C,) class weights, a constant (no
+    gradient flows to it, as in torch)."""
     logits = _tensor(logits, "logits", "cross_entropy")
     target = _tensor(target, "target", "cross_entropy")
+    if weight is not None:
+        weight = _tensor(weight, "weight", "cross_entropy")
+        if weight.requires_grad:
+            raise UnsupportedError("cross_entropy: the derivative for 'weight' is not "
+                                   "implemented (as in torch); pass weight.detach()")
+    reduction = legacy_reduction(size_average, reduce, reduction)
     # Only build the gradient buffer when a backward can happen.
     compute_grad = logits.requires_grad and is_grad_enabled()
     return CrossEntropy.apply(logits, target, int(ignore_index), reduction,
-                              float(label_smoothing), compute_grad)
+                              float(label_smoothing), compute_grad, weight)
 
 
 class LinearCrossEntropy(Function):

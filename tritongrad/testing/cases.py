@@ -254,7 +254,8 @@ def _loss_cases() -> list:
     from ..ops import loss
 
     ce_specs = (spec((6, 10), reduction="mean"), spec((6, 10), reduction="sum"),
-                spec((6, 10), reduction="none", smoothing=0.1))
+                spec((6, 10), reduction="none", smoothing=0.1),
+                spec((6, 10), reduction="mean", smoothing=0.1, weighted=True))
     lce_specs = (spec((6, 16), (10, 16), (10,), reduction="mean"),
                  spec((6, 16), (10, 16), reduction="sum", smoothing=0.1),
                  spec((6, 16), (10, 16), (10,), reduction="none"))
@@ -262,8 +263,9 @@ def _loss_cases() -> list:
     def ce_args(s, d, g):
         n, c = s.shapes[0]
         # row 1 carries ignore_index, so the ignored-row path is covered too
+        weight = constant(randn(g, (c,)).abs() + 0.1) if s.option("weighted", False) else None
         return (randn(g, (n, c)) * 2.0, labels(g, n, c, ignored=-100), -100,
-                s.option("reduction"), s.option("smoothing", 0.0), True)
+                s.option("reduction"), s.option("smoothing", 0.0), True, weight)
 
     def lce_args(s, d, g):
         n, h = s.shapes[0]

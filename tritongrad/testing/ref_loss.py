@@ -10,9 +10,10 @@ def _mse(input, target, reduction):
     return F.mse_loss(input, target, reduction=reduction)
 
 
-def _cross_entropy(logits, target, ignore_index, reduction, label_smoothing, compute_grad=True):
-    return F.cross_entropy(logits, target, ignore_index=ignore_index, reduction=reduction,
-                           label_smoothing=label_smoothing)
+def _cross_entropy(logits, target, ignore_index, reduction, label_smoothing, compute_grad=True,
+                   weight=None):
+    return F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index,
+                           reduction=reduction, label_smoothing=label_smoothing)
 
 
 def _linear_cross_entropy(hidden, weight, target, bias, ignore_index, reduction, label_smoothing,
