@@ -264,7 +264,9 @@ def unary_kernel(
     elif OP == "pow":
         result = pow_fp(x, tl.zeros_like(x) + s, True)
     elif OP == "eq" or OP == "ne" or OP == "lt" or OP == "le" or OP == "gt" or OP == "ge":
-        result = compare(x, s, OP)
+        # torch compares against the scalar rounded to x's own dtype (fp16 0.1 == 0.1)
+        own = cast_to(tl.zeros([], dtype=tl.float64) + scalar, x_ptr.dtype.element_ty)
+        result = compare(x, own.to(x.dtype), OP)
     elif OP == "ipow":  # integer x ** integer s
         result = int_pow(x, tl.zeros_like(x) + s)
     elif OP == "ripow":  # integer s ** integer x
@@ -462,6 +464,14 @@ def comparison_scalar(op: str, a: torch.Tensor, scalar: float) -> torch.Tensor:
     return _unary_launch(op, a, scalar, None, 1, out_dtype=torch.bool)
 
 
+def _wrapped(value: int, dtype: torch.dtype) -> float:
+    """``value`` cast to an integer dtype as torch casts a Python int scalar: modulo 2^bits
+    (uint8: 300 -> 44, -1 -> 255). Done here because a kernel's float -> int conversion of an
+    out-of-range value is undefined on a GPU."""
+    info = torch.iinfo(dtype)
+    return float((value - info.min) % 2**info.bits + info.min)
+
+
 def _dtypes_for(op: str) -> tuple:
     if op in COMPARISONS:
         return COMPARABLE_DTYPES
@@ -476,6 +486,8 @@ def _unary_launch(op: str, x: torch.Tensor, scalar: float, out: torch.Tensor | N
         if not (float(scalar).is_integer() and abs(scalar) <= 2**53):
             raise DTypeError(f"{op}: an integer tensor ({x.dtype}) takes integer scalars up to "
                              f"2^53 exactly; got {scalar!r}")
+        if op != "pow" and x.dtype != torch.bool:
+            scalar = _wrapped(int(scalar), x.dtype)
         if op == "rpow":
             op = "ripow"
         elif op == "pow":

@@ -35,6 +35,9 @@ TILE = 4096  # elements per program per iteration: 32 fp32 values per thread at 
 MAX_BLOCK_R_CONTIGUOUS_ROWS = 256
 TARGET_PROGRAMS = 264  # two per SM on an H100/H200 (132 SMs)
 MIN_ITERS_PER_SPLIT = 4  # split columns only while each program still loops this often
+# argmax keeps a value, an int64 index and masks per element: a 4096 tile of int64 spilled
+# registers in the sm_90 build (255 registers, 100 B of spills); 1024 does not
+ARGMAX_TILE = 1024
 
 
 @triton.jit
@@ -125,16 +128,17 @@ def argmax_kernel(
 # ----------------------------------------------------------------------------- launchers
 
 
-def _blocks(n_rows: int, n_cols: int, rows_contiguous: bool) -> tuple[int, int]:
-    """(BLOCK_R, BLOCK_C): a tile of about TILE elements, long along the axis that is
+def _blocks(n_rows: int, n_cols: int, rows_contiguous: bool, tile: int = TILE
+            ) -> tuple[int, int]:
+    """(BLOCK_R, BLOCK_C): a tile of about ``tile`` elements, long along the axis that is
     contiguous in memory so that loads coalesce."""
     cols_p2 = triton.next_power_of_2(max(n_cols, 1))
     rows_p2 = triton.next_power_of_2(max(n_rows, 1))
     if rows_contiguous:
         block_r = min(rows_p2, MAX_BLOCK_R_CONTIGUOUS_ROWS)
-        return block_r, min(cols_p2, max(1, TILE // block_r))
-    block_c = min(cols_p2, TILE)
-    return min(rows_p2, max(1, TILE // block_c)), block_c
+        return block_r, min(cols_p2, max(1, tile // block_r))
+    block_c = min(cols_p2, tile)
+    return min(rows_p2, max(1, tile // block_c)), block_c
 
 
 def _launch_sum(out: torch.Tensor, x: torch.Tensor, n_rows: int, n_cols: int,
@@ -270,7 +274,8 @@ def argmax(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> to
     if out.numel() == 0:
         return out
     x, n_rows, n_cols, stride_r, stride_c = _rows_and_columns(x, kept, reduced)
-    block_r, block_c = _blocks(n_rows, n_cols, stride_r == 1 and stride_c != 1 and n_rows > 1)
+    block_r, block_c = _blocks(n_rows, n_cols, stride_r == 1 and stride_c != 1 and n_rows > 1,
+                               tile=ARGMAX_TILE)
     launch(argmax_kernel, (cdiv(n_rows, block_r),), out, x, n_rows, n_cols, stride_r, stride_c,
            BLOCK_R=block_r, BLOCK_C=block_c, flops=n_rows * n_cols,
            bytes_moved=n_rows * n_cols * x.element_size() + n_rows * 8)
@@ -309,7 +314,7 @@ def _specs() -> list[CompileSpec]:
                "BLOCK_R": "constexpr", "BLOCK_C": "constexpr"}
         specs.append(CompileSpec(sum_kernel, sig, {"BLOCK_R": block_r, "BLOCK_C": block_c},
                                  f"{x_t}->{out_t}-{block_r}x{block_c}"))
-    for x_t, block_r, block_c in [("fp32", 1, TILE), ("bf16", 16, 256), ("i64", 256, 16)]:
+    for x_t, block_r, block_c in [("fp32", 1, ARGMAX_TILE), ("bf16", 16, 64), ("i64", 64, 16)]:
         sig = {"out_ptr": "*i64", "x_ptr": "*" + x_t, "n_rows": "i64", "n_cols": "i64",
                "stride_xr": "i64", "stride_xc": "i64", "BLOCK_R": "constexpr",
                "BLOCK_C": "constexpr"}

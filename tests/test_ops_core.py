@@ -318,3 +318,19 @@ def test_argmax_across_column_tiles_and_errors():
     assert float(accuracy) == 0.5
     with pytest.raises(tg.ShapeError, match=r"argmax\(\).*non-zero size.*\(0, 3\)"):
         tg.zeros(0, 3).argmax(0)
+
+
+def test_scalars_take_the_tensors_dtype_as_in_torch():
+    # a float scalar is rounded to an fp16/bf16 tensor's dtype before comparing; an int
+    # scalar is cast to an integer tensor's dtype, wrapping (uint8: 300 -> 44, -1 -> 255)
+    cases = [(torch.tensor([0.1, 0.2]).half(), 0.1), (torch.tensor([0.1, 2.0]).bfloat16(), 0.1),
+             (torch.tensor([2048.0, 1.0]).half(), 2049), (torch.tensor([5, 200, 0]).byte(), 300),
+             (torch.tensor([5, 200, 0]).byte(), -1), (torch.tensor([5, -7, 0]).int(), 2**40)]
+    for x, scalar in cases:
+        ours = tg.from_torch(x.to(tg.device()))
+        for op in COMPARISON_OPS:
+            expected = getattr(x, SYMBOL[op])(scalar)
+            assert torch.equal(getattr(ours, op)(scalar).torch().cpu(), expected), (x, op, scalar)
+    byte = torch.tensor([5, 200, 0]).byte()
+    for fn in (lambda t: t + (-1), lambda t: t * 300, lambda t: 300 - t, lambda t: t - 257):
+        assert torch.equal(fn(tg.from_torch(byte.to(tg.device()))).torch().cpu(), fn(byte))
