@@ -47,7 +47,8 @@ def sum_kernel(
     stride_xr, stride_xc, stride_or, stride_os,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """out[r, s] = sum(x[r, c] for c in split s) / divisor.
+    """out[r, s] = sum(x[r, c] for c in split s) / divisor (integers and bools: the int64
+    sum, undivided).
 
     out_ptr: (n_rows, n_splits), strides (stride_or, stride_os); the grid's axis 1
         is the split index s (one split: out is (n_rows,)).
@@ -63,6 +64,8 @@ def sum_kernel(
     col_end = tl.minimum(col_start + cols_per_split, n_cols)
     if x_ptr.dtype.element_ty == tl.float64:
         acc = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float64)
+    elif x_ptr.dtype.element_ty.is_int():  # integers and bools: exact, in int64 (as torch)
+        acc = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int64)
     else:
         acc = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.float32)
     row_ptrs = x_ptr + rows[:, None] * stride_xr
@@ -70,9 +73,10 @@ def sum_kernel(
         cols = start + tl.arange(0, BLOCK_C)
         mask = row_mask[:, None] & (cols < col_end)[None, :]
         x = tl.load(row_ptrs + cols[None, :] * stride_xc, mask=mask, other=0.0)
-        acc += upcast(x)
+        acc += upcast(x).to(acc.dtype)
     total = tl.sum(acc, axis=1)
-    total = div_rn(total, tl.zeros_like(total) + scalar_like(divisor, total))
+    if not x_ptr.dtype.element_ty.is_int():  # an integer sum is never divided
+        total = div_rn(total, tl.zeros_like(total) + scalar_like(divisor, total))
     out_ptrs = out_ptr + rows * stride_or + pid_s * stride_os
     tl.store(out_ptrs, cast_to(total, out_ptr.dtype.element_ty), mask=row_mask)
 
@@ -160,7 +164,10 @@ def _launch_sum(out: torch.Tensor, x: torch.Tensor, n_rows: int, n_cols: int,
         return
     cols_per_split = cdiv(cdiv(n_cols, n_splits), block_c) * block_c
     n_splits = cdiv(n_cols, cols_per_split)
-    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if x.is_floating_point():
+        acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    else:
+        acc_dtype = torch.int64
     partial = torch.empty((n_rows, n_splits), dtype=acc_dtype, device=x.device)
     launch(sum_kernel, (n_row_blocks, n_splits), partial, x, 1.0, n_rows, n_cols,
            cols_per_split, stride_xr, stride_xc, n_splits, 1, BLOCK_R=block_r, BLOCK_C=block_c,
@@ -212,11 +219,13 @@ def sum(  # noqa: A001 - the op's name
     keepdim: bool = False,
     mean: bool = False,
 ) -> torch.Tensor:
-    """Sum (or mean) of x over ``dims`` (None or (): all dims), any strides, in x's dtype.
+    """Sum (or mean) of x over ``dims`` (None or (): all dims), any strides, in x's dtype;
+    a sum of integers or bools is exact, in int64, as torch's.
 
     Empty reductions give 0 for a sum and NaN for a mean, as torch."""
     op = "mean" if mean else "sum"
-    check_tensor(op, "x", x, FLOAT_DTYPES)
+    check_tensor(op, "x", x, FLOAT_DTYPES if mean else FLOAT_DTYPES + INTEGER_DTYPES + (torch.bool,))
+    out_dtype = x.dtype if x.is_floating_point() else torch.int64
     reduced = _normalize_dims(op, dims, x.dim())
     kept = [d for d in range(x.dim()) if d not in reduced]
     shape, strides = list(x.shape), list(x.stride())
@@ -224,7 +233,7 @@ def sum(  # noqa: A001 - the op's name
         out_shape = [1 if d in reduced else shape[d] for d in range(x.dim())]
     else:
         out_shape = [shape[d] for d in kept]
-    out = torch.empty(out_shape, dtype=x.dtype, device=x.device)
+    out = torch.empty(out_shape, dtype=out_dtype, device=x.device)
     if out.numel() == 0:
         return out
     x, n_rows, n_cols, stride_r, stride_c = _rows_and_columns(x, kept, reduced)
@@ -307,7 +316,8 @@ def _specs() -> list[CompileSpec]:
     specs = []
     for x_t, out_t, block_r, block_c in [("fp32", "fp32", 1, TILE), ("bf16", "bf16", 16, 256),
                                          ("fp16", "fp32", 256, 16), ("fp64", "fp64", 4, 1024),
-                                         ("fp32", "fp16", 32, 128)]:
+                                         ("fp32", "fp16", 32, 128), ("i64", "i64", 1, TILE),
+                                         ("i1", "i64", 16, 256), ("u8", "i64", 256, 16)]:
         sig = {"out_ptr": "*" + out_t, "x_ptr": "*" + x_t, "divisor": "fp64",
                "n_rows": "i64", "n_cols": "i64", "cols_per_split": "i64",
                "stride_xr": "i64", "stride_xc": "i64", "stride_or": "i64", "stride_os": "i64",

@@ -334,3 +334,20 @@ def test_scalars_take_the_tensors_dtype_as_in_torch():
     byte = torch.tensor([5, 200, 0]).byte()
     for fn in (lambda t: t + (-1), lambda t: t * 300, lambda t: 300 - t, lambda t: t - 257):
         assert torch.equal(fn(tg.from_torch(byte.to(tg.device()))).torch().cpu(), fn(byte))
+
+
+def test_sum_of_integers_and_bools_is_exact_int64_as_torch():
+    x = torch.randint(-1000, 1000, (7, 2000))
+    x[0, 0] = 2**40  # past fp32's exact integers: an fp32 accumulator would show
+    b = torch.rand(5, 300) > 0.5
+    u = torch.randint(0, 255, (3, 9)).to(torch.uint8)
+    for data, dims in ((x, [None, 0, 1]), (b, [None, 1]), (u, [0])):
+        ours = tg.from_torch(data.to(tg.device()))
+        for dim in dims:
+            expected = data.sum() if dim is None else data.sum(dim)
+            got = (ours.sum() if dim is None else ours.sum(dim)).torch().cpu()
+            assert got.dtype == torch.int64 and torch.equal(got, expected), (data.dtype, dim)
+    logits, labels = tg.tensor([[0.1, 2.0], [3.0, 0.0], [1.0, 0.5]]), tg.tensor([1, 1, 0])
+    assert int((logits.argmax(1) == labels).sum()) == 2  # correct predictions, counted on device
+    with pytest.raises(tg.DTypeError, match="mean"):
+        tg.tensor([1, 2]).mean()  # torch: mean needs a float dtype too
