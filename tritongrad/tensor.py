@@ -544,6 +544,16 @@ class Tensor:
     def ge(self, other):
         return self >= other
 
+    def softmax(self, dim: int, dtype=None):
+        from .ops.activation import softmax
+
+        return softmax(self, dim, dtype)
+
+    def log_softmax(self, dim: int, dtype=None):
+        from .ops.activation import log_softmax
+
+        return log_softmax(self, dim, dtype)
+
     def argmax(self, dim: int | None = None, keepdim: bool = False):
         return _comparison.argmax(self, dim, keepdim)
 

@@ -2,9 +2,18 @@
 names, so a PyTorch training loop ports by changing its imports."""
 
 from . import functional, init, utils  # noqa: F401
-from .layers import Dropout, Flatten, Identity, Linear, ReLU, Sequential  # noqa: F401
+from .layers import (  # noqa: F401
+    Dropout,
+    Flatten,
+    Identity,
+    Linear,
+    LogSoftmax,
+    ReLU,
+    Sequential,
+    Softmax,
+)
 from .loss import CrossEntropyLoss, MSELoss  # noqa: F401
 from .module import Module, Parameter, StateDictError  # noqa: F401
 
-__all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Flatten", "Dropout",
-           "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils"]
+__all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
+           "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils"]

@@ -3,11 +3,11 @@
 Every function here is a tritongrad op (``tritongrad/ops``): a Function whose forward
 and backward are Triton kernels."""
 
-from ..ops.activation import relu
+from ..ops.activation import log_softmax, relu, softmax
 from ..ops.dropout import dropout
 from ..ops.loss import cross_entropy, linear_cross_entropy, mse_loss
 from ..ops.matmul import linear, linear_relu
 from ..ops.norm import clip_norm
 
-__all__ = ["relu", "linear", "linear_relu", "mse_loss", "cross_entropy", "linear_cross_entropy",
-           "clip_norm", "dropout"]
+__all__ = ["relu", "softmax", "log_softmax", "linear", "linear_relu", "mse_loss",
+           "cross_entropy", "linear_cross_entropy", "clip_norm", "dropout"]

@@ -11,7 +11,7 @@ import torch
 
 from .._device import DEVICE
 from ..kernels._checks import DeviceError, ShapeError
-from ..ops.activation import relu
+from ..ops.activation import log_softmax, relu, softmax
 from ..ops.dropout import check_dropout_p, dropout
 from ..ops.matmul import linear, linear_relu
 from ..tensor import Tensor
@@ -91,6 +91,27 @@ class ReLU(Module):
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class Softmax(Module):
+    """softmax along ``dim``, as torch.nn.Softmax."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log_softmax along ``dim``, as torch.nn.LogSoftmax."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return log_softmax(x, self.dim)
 
 
 class Flatten(Module):

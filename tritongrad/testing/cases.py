@@ -296,11 +296,19 @@ def _loss_cases() -> list:
 def _activation_cases() -> list:
     from ..ops import activation
 
+    def softmax_args(s, d, g):
+        x = _transposed(g, s.shapes[0]) if s.option("layout") == "T" else randn(g, s.shapes[0])
+        return x * 3.0, s.option("dim"), s.option("log")
+
+    softmax_specs = (spec((7, 13), dim=1, log=False), spec((13, 7), dim=0, log=True, layout="T"),
+                     spec((3, 4, 5), dim=1, log=False), spec((2, 5000), dim=-1, log=True))
     return [ParityCase("relu", activation.ReLU,
                        lambda s, d, g: (_transposed(g, s.shapes[0]) if s.option("layout") == "T"
                                         else randn(g, s.shapes[0]),),
                        (spec((7, 13)), spec((13, 7), layout="T")),
-                       gradcheck_spec=spec((3, 4)))]
+                       gradcheck_spec=spec((3, 4))),
+            ParityCase("softmax", activation.Softmax, softmax_args, softmax_specs,
+                       gradcheck_spec=spec((3, 4), dim=1, log=True))]
 
 
 def _norm_cases() -> list:

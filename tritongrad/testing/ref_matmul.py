@@ -11,3 +11,5 @@ register_reference(matmul.Linear, lambda x, weight, bias=None: F.linear(x, weigh
 register_reference(matmul.LinearReLU,
                    lambda x, weight, bias=None: torch.relu(F.linear(x, weight, bias)))
 register_reference(activation.ReLU, torch.relu)
+register_reference(activation.Softmax, lambda x, dim, log: (torch.log_softmax if log
+                                                             else torch.softmax)(x, dim))
