@@ -1,4 +1,4 @@
-"""Torch references of the matmul family and ReLU (oracle code: torch math allowed)."""
+"""Torch references of the matmul family, ReLU and softmax (oracle code: torch math allowed)."""
 
 import torch
 import torch.nn.functional as F
