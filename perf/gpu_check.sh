@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one script to run when a GPU (H100 / H200) is lent. Up to four phases, within
+# The one script to run when a GPU (H100 / H200) is lent. Up to five phases, within
 # TOTAL_BUDGET seconds (default 480, and up to about 10 s past it while the last phase
 # winds down: with a machine's start that leaves about 5-6 of a lease's 15 minutes, room
 # for a shorter rerun, TOTAL_BUDGET=300 at most, not a second default one); everything
@@ -10,8 +10,10 @@
 #      target (matmul 4096^3, cross-entropy 8192x32768, clip over 200 tensors, ReLU/MSE at
 #      2^26, the MLP step at batch 128): <device>-targets-<date>.json/.md
 #   2. explore: `perf/explore.py`, tuning sweeps: explore.md
-#   3. tests:   the CUDA test suite, the GPU-only tests first (TEST_PATHS)
-#   4. perf:    the full perf suite (its quick benchmarks with targets first):
+#   3. parity:  `python -m tritongrad parity`, every op's forward and gradients against
+#      torch on this GPU (about 285 rows; PARITY_LIMIT s, default 90): parity-<date>.json
+#   4. tests:   the CUDA test suite, the GPU-only tests first (TEST_PATHS)
+#   5. perf:    the full perf suite (its quick benchmarks with targets first):
 #      <device>-<date>.json/.md and the plots
 #
 #   bash perf/gpu_check.sh                          # PHASES="tests perf", 480 s
@@ -144,6 +146,13 @@ PYEOF
     echo "== explore (limit ${EXPLORE_LIMIT:-150}s, at $(elapsed)s)"
     timeout -s INT --kill-after=10 "${EXPLORE_LIMIT:-150}" $PY perf/explore.py --out "$RUN_DIR"
     echo "explore exit code: $?"
+  fi
+
+  if has_phase parity; then
+    echo "== parity report (limit ${PARITY_LIMIT:-90}s, at $(elapsed)s)"
+    timeout -s INT --kill-after=10 "${PARITY_LIMIT:-90}" $PY -m tritongrad parity --quiet \
+      --json "$RUN_DIR/parity-$DATE.json"
+    echo "parity exit code: $?"
   fi
 
   # The perf suite's reserve comes off first; the tests get what is left (less 20 s for
