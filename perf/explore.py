@@ -1,7 +1,9 @@
 """Tuning sweeps on a GPU: the time of each variant of a kernel's tunable, same run, same
 inputs, so the defaults in kernels/ can be chosen from measurements rather than guesses.
 
-    python perf/explore.py [--out DIR]        # writes DIR/explore.md (a GPU is required)
+    python perf/explore.py [--out DIR] [--only elementwise,cross_entropy,matmul,host]
+        # writes DIR/explore.md after every sweep (a GPU is required); an interrupt (the
+        # SIGINT of gpu_check.sh's time limit) keeps the sweeps already done
 
 Sweeps (device time, triton.testing.do_bench median):
 - cross-entropy forward + backward at N=8192, C=32768, bf16, for each widest column block
@@ -151,33 +153,58 @@ def host_profile() -> str:
     return out.getvalue()
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("perf/results"))
-    args = parser.parse_args(argv)
-    if tg.device().type != "cuda":
-        print("perf/explore.py needs a GPU (timings under the interpreter mean nothing)")
-        return 0
-    rows: list = []
-    for sweep in (matmul_sweep, cross_entropy_sweep, elementwise_sweep):
-        try:
-            sweep(rows)
-        except Exception as error:  # keep the other sweeps
-            rows.append((sweep.__name__, "failed", float("nan"), float("nan"),
-                         f"{type(error).__name__}: {str(error)[:200]}"))
-        print(f"{sweep.__name__} done", flush=True)
+SWEEPS = {"elementwise": lambda rows: elementwise_sweep(rows),  # the open MSE target first
+          "cross_entropy": lambda rows: cross_entropy_sweep(rows),
+          "matmul": lambda rows: matmul_sweep(rows)}
+
+
+def _report(rows: list, host: str | None) -> str:
     lines = [f"# tuning sweeps: {torch.cuda.get_device_name()}", "",
              "| case | variant | ms | torch ms | torch/ours | note |", "|---|---|---:|---:|---:|---|"]
     for case, variant, ms, base, note in rows:
         lines.append(f"| {case} | {variant} | {ms:.4f} | {base:.4f} | {base / ms:.2f}x | {note} |")
     text = "\n".join(lines) + "\n"
-    try:
-        text += "\n## host profile, 50 eager training steps\n\n```\n" + host_profile() + "```\n"
-    except Exception as error:
-        text += f"\nhost profile failed: {type(error).__name__}: {error}\n"
+    if host is not None:
+        text += "\n## host profile, 50 eager training steps\n\n```\n" + host + "```\n"
+    return text
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("perf/results"))
+    parser.add_argument("--only", default=",".join([*SWEEPS, "host"]),
+                        help="comma-separated sweeps, in the order given: "
+                             + ", ".join([*SWEEPS, "host"]))
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in SWEEPS and name != "host"]
+    if unknown:
+        parser.error(f"unknown sweeps {unknown}; known: {[*SWEEPS, 'host']}")
+    if tg.device().type != "cuda":
+        print("perf/explore.py needs a GPU (timings under the interpreter mean nothing)")
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "explore.md").write_text(text)
-    print(text)
+    rows: list = []
+    host = None
+    try:
+        for name in chosen:
+            if name == "host":
+                try:
+                    host = host_profile()
+                except Exception as error:
+                    host = f"host profile failed: {type(error).__name__}: {error}\n"
+            else:
+                try:
+                    SWEEPS[name](rows)
+                except Exception as error:  # keep the other sweeps
+                    rows.append((name, "failed", float("nan"), float("nan"),
+                                 f"{type(error).__name__}: {str(error)[:200]}"))
+            (args.out / "explore.md").write_text(_report(rows, host))
+            print(f"{name} done", flush=True)
+    except KeyboardInterrupt:  # the time limit: what was measured is already written
+        rows.append(("interrupted", "-", float("nan"), float("nan"), "time limit"))
+        (args.out / "explore.md").write_text(_report(rows, host))
+    print(_report(rows, host))
     return 0
 
 

@@ -9,7 +9,8 @@
 #   1. targets: `perf/run.py --targets`, only the benchmark cases that carry an issue's
 #      target (matmul 4096^3, cross-entropy 8192x32768, clip over 200 tensors, ReLU/MSE at
 #      2^26, the MLP step at batch 128): <device>-targets-<date>.json/.md
-#   2. explore: `perf/explore.py`, tuning sweeps: explore.md
+#   2. explore: `perf/explore.py`, tuning sweeps (EXPLORE_ONLY picks them; the MSE/ReLU one
+#      first, then cross-entropy, matmul, host profile): explore.md, written per sweep
 #   3. parity:  `python -m tritongrad parity`, every op's forward and gradients against
 #      torch on this GPU (about 285 rows; PARITY_LIMIT s, default 90): parity-<date>.json
 #   4. tests:   the CUDA test suite, the GPU-only tests first (TEST_PATHS)
@@ -144,7 +145,8 @@ PYEOF
 
   if has_phase explore; then
     echo "== explore (limit ${EXPLORE_LIMIT:-150}s, at $(elapsed)s)"
-    timeout -s INT --kill-after=10 "${EXPLORE_LIMIT:-150}" $PY perf/explore.py --out "$RUN_DIR"
+    timeout -s INT --kill-after=10 "${EXPLORE_LIMIT:-150}" $PY perf/explore.py --out "$RUN_DIR" \
+      --only "${EXPLORE_ONLY:-elementwise,cross_entropy,matmul,host}"
     echo "explore exit code: $?"
   fi
 

@@ -116,3 +116,15 @@ def test_ratios_targets_and_summary():
     text = markdown_summary(record)
     assert "3.00x" in text and "**missed**" in text and "2x ok" in text
     assert "NOT performance" not in text
+
+
+def test_explore_picks_sweeps_and_refuses_unknown_ones(capsys):
+    from perf import explore
+
+    with pytest.raises(SystemExit) as refused:
+        explore.main(["--only", "elementwise,bogus"])
+    assert refused.value.code == 2 and "bogus" in capsys.readouterr().err
+    assert list(explore.SWEEPS)[0] == "elementwise"  # the open MSE target is measured first
+    if tg.device().type == "cpu":
+        assert explore.main(["--only", "elementwise"]) == 0
+        assert "needs a GPU" in capsys.readouterr().out
