@@ -52,6 +52,9 @@ DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 CHUNK = 4096 if interpreting() else 32768
 BLOCK = 4096 if interpreting() else 2048
 PBLOCK = 1024  # partials re-reduced per loop step
+# tensors per step when each tensor's norm is rounded to its dtype (int64 sizes, a prefix
+# sum, fp32 sums per lane: 1024 took 168 registers in the sm_90 build, 256 takes fewer)
+TBLOCK = tl.constexpr(256)
 MAX_TILE = 4096  # elements in one [BLOCK_O, BLOCK_R] tile of the per-dim kernels
 
 
@@ -158,11 +161,40 @@ def _reduce_partials(partials, n_partials, IS_INF: tl.constexpr, PBLOCK: tl.cons
 
 
 @triton.jit
+def _rounded_tensor_norms(table, partials, n_tensors, CHUNK: tl.constexpr,
+                          TBLOCK: tl.constexpr):
+    """sqrt(sum_t n_t^2), where n_t is tensor t's 2-norm rounded to t's own dtype, as torch
+    does (per-tensor norms in each gradient's dtype, then the norm of those): an fp16
+    tensor whose norm passes 65504 makes the total inf, and bf16 norms keep 8 bits.
+
+    Tensor t's chunks are consecutive in the table, from first_t = sum of the chunk counts
+    of the tensors before it; a block of TBLOCK tensors sums its chunks column by column."""
+    total = tl.zeros([TBLOCK], dtype=tl.float32)
+    chunk_base = tl.zeros([], dtype=tl.int64)
+    for t0 in range(0, n_tensors, TBLOCK):
+        t = t0 + tl.arange(0, TBLOCK)
+        in_list = t < n_tensors
+        numel = tl.load(table + 2 * n_tensors + t, mask=in_list, other=0)
+        code = tl.load(table + 3 * n_tensors + t, mask=in_list, other=0)
+        n_chunks_t = (numel + CHUNK - 1) // CHUNK
+        first = chunk_base + tl.cumsum(n_chunks_t, axis=0) - n_chunks_t
+        chunk_base += tl.sum(n_chunks_t, axis=0)
+        squares = tl.zeros([TBLOCK], dtype=tl.float32)
+        for k in range(0, tl.max(n_chunks_t, axis=0)):
+            squares += tl.load(partials + first + k, mask=k < n_chunks_t, other=0.0)
+        norm_t = tl.sqrt_rn(squares)
+        norm_t = tl.where(code == 1, cast_to(norm_t, tl.float16).to(tl.float32), norm_t)
+        norm_t = tl.where(code == 2, cast_to(norm_t, tl.bfloat16).to(tl.float32), norm_t)
+        total += norm_t * norm_t
+    return tl.sqrt_rn(tl.sum(total, axis=0))
+
+
+@triton.jit
 def multi_norm_finalize_kernel(
     table_ptr, partial_ptr, norm_ptr,
     max_norm, eps,
     n_tensors, n_chunks,
-    IS_INF: tl.constexpr, DO_SCALE: tl.constexpr,
+    IS_INF: tl.constexpr, DO_SCALE: tl.constexpr, ROUND_PER_TENSOR: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK: tl.constexpr, PBLOCK: tl.constexpr,
 ):
     """total = sqrt(sum partial) (or max partial); dst = src * clamp(max_norm/(total+eps), max=1).
@@ -171,11 +203,17 @@ def multi_norm_finalize_kernel(
     norm_ptr: 0-d output (any float dtype), written by program 0.
     max_norm, eps: the clip threshold and torch's 1e-6 (0 for clip_norm).
     DO_SCALE: False = only write the norm (grid of 1 program).
+    ROUND_PER_TENSOR: a 2-norm over a list holding fp16/bf16 tensors: each tensor's norm is
+    rounded to its dtype first (_rounded_tensor_norms). An all-fp32 list skips it: there
+    the rounding of fp32 norms to fp32 changes the last bit at most.
     """
     chunk = tl.program_id(0)
-    total = _reduce_partials(partial_ptr, n_chunks, IS_INF, PBLOCK)
-    if not IS_INF:
-        total = tl.sqrt_rn(total)
+    if ROUND_PER_TENSOR and not IS_INF:
+        total = _rounded_tensor_norms(table_ptr, partial_ptr, n_tensors, CHUNK, TBLOCK)
+    else:
+        total = _reduce_partials(partial_ptr, n_chunks, IS_INF, PBLOCK)
+        if not IS_INF:
+            total = tl.sqrt_rn(total)
     norm_dtype: tl.constexpr = norm_ptr.dtype.element_ty
     if chunk == 0:
         tl.store(norm_ptr, cast_to(total, norm_dtype))
@@ -279,15 +317,17 @@ def _multi_norm(op: str, tensors: list[torch.Tensor], norm_type: float, scale: b
     launch(multi_norm_partials_kernel, (n_chunks,), table, partials, n_tensors, n_chunks,
            IS_INF=is_inf, CHUNK=CHUNK, BLOCK=BLOCK,
            flops=2 * numel, bytes_moved=read_bytes + 4 * n_chunks)
+    round_per_tensor = any(code != DTYPE_CODE[torch.float32] for code in codes)
     if check is not None:
         launch(multi_norm_finalize_kernel, (1,), table, partials, norm, float(max_norm),
-               float(eps), n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=False, CHUNK=CHUNK,
-               BLOCK=BLOCK, PBLOCK=PBLOCK, flops=n_chunks, bytes_moved=4 * n_chunks)
+               float(eps), n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=False,
+               ROUND_PER_TENSOR=round_per_tensor, CHUNK=CHUNK, BLOCK=BLOCK, PBLOCK=PBLOCK,
+               flops=n_chunks, bytes_moved=4 * n_chunks)
         check(norm)
     grid = (n_chunks,) if scale else (1,)
     launch(multi_norm_finalize_kernel, grid, table, partials, norm, float(max_norm), float(eps),
-           n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=scale, CHUNK=CHUNK, BLOCK=BLOCK,
-           PBLOCK=PBLOCK,
+           n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=scale,
+           ROUND_PER_TENSOR=round_per_tensor, CHUNK=CHUNK, BLOCK=BLOCK, PBLOCK=PBLOCK,
            flops=grid[0] * n_chunks + (numel if scale else 0),
            bytes_moved=4 * grid[0] * n_chunks + (2 * read_bytes if scale else 0))
     return norm
@@ -738,15 +778,17 @@ def _specs():
                "IS_INF": "constexpr", "CHUNK": "constexpr", "BLOCK": "constexpr"}
         const = {"IS_INF": is_inf, "CHUNK": CHUNK, "BLOCK": BLOCK}
         specs.append(CompileSpec(multi_norm_partials_kernel, sig, const, f"inf={is_inf}"))
-        for scale in (False, True):
-            sig = {"table_ptr": "*i64", "partial_ptr": "*fp32", "norm_ptr": "*fp32",
+        for scale, per_tensor in ((False, False), (True, False), (True, True)):
+            sig = {"table_ptr": "*i64", "partial_ptr": "*fp32",
+                   "norm_ptr": "*bf16" if per_tensor else "*fp32",
                    "max_norm": "fp32", "eps": "fp32", **table, "IS_INF": "constexpr",
-                   "DO_SCALE": "constexpr", "CHUNK": "constexpr", "BLOCK": "constexpr",
-                   "PBLOCK": "constexpr"}
+                   "DO_SCALE": "constexpr", "ROUND_PER_TENSOR": "constexpr",
+                   "CHUNK": "constexpr", "BLOCK": "constexpr", "PBLOCK": "constexpr"}
             specs.append(CompileSpec(
                 multi_norm_finalize_kernel, sig,
-                {"IS_INF": is_inf, "DO_SCALE": scale, "CHUNK": CHUNK, "BLOCK": BLOCK,
-                 "PBLOCK": PBLOCK}, f"inf={is_inf},scale={scale}"))
+                {"IS_INF": is_inf, "DO_SCALE": scale, "ROUND_PER_TENSOR": per_tensor,
+                 "CHUNK": CHUNK, "BLOCK": BLOCK, "PBLOCK": PBLOCK},
+                f"inf={is_inf},scale={scale},per_tensor={per_tensor}"))
     dims = {"n_out": "i32", "R": "i32", "inner": "i32",
             "s_outer": "i64", "s_r": "i64", "s_inner": "i64"}
     for dtype, is_inf, clip in (("fp32", False, True), ("bf16", True, False),

@@ -107,6 +107,29 @@ def test_low_precision_norm_and_coefficient_round_as_torch(dtype):
         torch.testing.assert_close(p.grad.torch().cpu(), q.grad, rtol=0, atol=0)
 
 
+def test_mixed_dtypes_round_each_tensors_norm_as_torch():
+    # torch takes each gradient's norm in its own dtype, then the norm of those: one fp16
+    # gradient with a norm past 65504 makes the total inf (and zeroes every gradient) even
+    # beside fp32 ones, and a bf16 gradient's norm keeps 8 bits. Several chunks per tensor.
+    gen = torch.Generator().manual_seed(0)
+    cases = [[(torch.full((2,), 60000.0), torch.float16), (torch.tensor([1.0, 2.0]), torch.float32)],
+             [(torch.tensor([0.1, 0.3, 0.7]), torch.bfloat16), (torch.tensor([1.5, 2.0]), torch.float32)],
+             [(torch.randn(n, generator=gen), dtype) for n, dtype in
+              [(9000, torch.bfloat16), (5, torch.float32), (4097, torch.float16),
+               (12000, torch.float32), (1, torch.bfloat16)]]]
+    for case in cases:
+        ours = [tg.zeros(len(v), dtype=d, requires_grad=True) for v, d in case]
+        theirs = [torch.zeros(len(v), dtype=d, requires_grad=True) for v, d in case]
+        for p, q, (v, d) in zip(ours, theirs, case):
+            p.grad = tg.from_torch(v.to(d).to(tg.device()))
+            q.grad = v.to(d).clone()  # torch scales in place: never the tensor ours reads
+        want = torch.nn.utils.clip_grad_norm_(theirs, 1.0)
+        total = clip_grad_norm_(ours, 1.0)
+        torch.testing.assert_close(total.torch().cpu(), want, rtol=0, atol=0)
+        for p, q in zip(ours, theirs):
+            torch.testing.assert_close(p.grad.torch().cpu(), q.grad, rtol=0, atol=0)
+
+
 def test_error_if_nonfinite_raises_before_touching_grads():
     ours, _ = make_pairs(3)
     ours[2].grad.torch()[0] = float("inf")
