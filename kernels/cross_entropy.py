@@ -10,6 +10,11 @@ Gradient (derived from the same form, with p = softmax(x) = exp(x - lse)):
   d lse / d x_c = p_c,  d x_t / d x_c = [c == t],  d mean(x) / d x_c = 1 / C
   d loss / d x_c = (1 - eps) * (p_c - [c == t]) + eps * (p_c - 1/C)
                  = p_c - (1 - eps) * [c == t] - eps / C
+With class weights w (torch's ``weight``), as torch defines them:
+  loss   = (1 - eps) * w_t * (lse - x_t) + (eps / C) * sum_c w_c * (lse - x_c)
+  d loss / d x_c = p_c * ((1 - eps) * w_t + eps * sum_c' w_c' / C)
+                   - (1 - eps) * w_t * [c == t] - (eps / C) * w_c
+and 'mean' divides by the summed target weights of the valid rows instead of their count.
 The forward kernel writes this gradient into its own new buffer while the row is in
 registers. Backward is then one scaling launch: by grad_output / n_valid ('mean':
 d(sum_r loss_r / n_valid) / d loss_r = 1 / n_valid), by grad_output ('sum'), or by
