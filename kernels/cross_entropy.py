@@ -15,6 +15,7 @@ With class weights w (torch's ``weight``), as torch defines them:
   d loss / d x_c = p_c * ((1 - eps) * w_t + eps * sum_c' w_c' / C)
                    - (1 - eps) * w_t * [c == t] - (eps / C) * w_c
 and 'mean' divides by the summed target weights of the valid rows instead of their count.
+When that sum is 0 the loss is NaN, as torch's, and the gradient 0 (torch's is NaN).
 The forward kernel writes this gradient into its own new buffer while the row is in
 registers. Backward is then one scaling launch: by grad_output / n_valid ('mean':
 d(sum_r loss_r / n_valid) / d loss_r = 1 / n_valid), by grad_output ('sum'), or by
@@ -218,8 +219,9 @@ def cross_entropy_fwd_kernel(
         row_scale = tl.where(active, 1.0, 0.0)
         if PRESCALE:
             n_valid = tl.load(n_valid_ptr).to(tl.float32)
-            safe = tl.where(n_valid > 0, n_valid, 1.0)
-            row_scale = tl.where(n_valid > 0, row_scale / safe, 0.0)
+            # != 0: summed class weights may be negative, as torch allows
+            safe = tl.where(n_valid != 0, n_valid, 1.0)
+            row_scale = tl.where(n_valid != 0, row_scale / safe, 0.0)
         if SINGLE_BLOCK:
             # x is still in registers: the logits are read once.
             if HAS_WEIGHT:
@@ -339,7 +341,7 @@ def cross_entropy_bwd_kernel(
         scale = tl.load(grad_output_ptr).to(tl.float32)
         if MODE == 1:
             n_valid = tl.load(n_valid_ptr).to(tl.float32)
-            scale = tl.where(n_valid > 0, scale / n_valid, 0.0)
+            scale = tl.where(n_valid != 0, scale / n_valid, 0.0)
     tl.store(out_ptr + offs, cast_to(grad * scale, out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -373,8 +375,6 @@ def check_weight(logits: torch.Tensor, weight: torch.Tensor | None) -> None:
         raise ShapeError(f"{OP}: weight tensor should be defined either for all "
                          f"{logits.shape[1]} classes or no classes but got weight tensor of "
                          f"shape: [{weight.shape[0]}]")
-    if not weight.is_contiguous():
-        raise LayoutError(f"{OP}: weight must be contiguous, got strides {tuple(weight.stride())}")
     check_same_device(OP, logits=logits, weight=weight)
 
 
@@ -416,6 +416,9 @@ def cross_entropy_rows(
     check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
     check_target(logits, target)
     check_weight(logits, weight)
+    if weight is not None and not weight.is_contiguous():
+        raise LayoutError(f"{OP}: weight must be contiguous here, got strides "
+                          f"{tuple(weight.stride())}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{OP}: label_smoothing must be between 0.0 and 1.0, got "
                          f"{label_smoothing}")
@@ -530,6 +533,8 @@ def cross_entropy_fwd(
     check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
     check_target(logits, target)
     check_weight(logits, weight)
+    if weight is not None and not weight.is_contiguous():
+        weight = contiguous(weight)  # the kernels index it as a flat array
     n_rows, n_cols = logits.shape
     device = logits.device
     row_dtype = logits.dtype if reduction == "none" else torch.float32

@@ -39,6 +39,7 @@ from ._checks import (
     check_tensor,
 )
 from ._common import cast_to
+from .elementwise import div_rn
 from ._tables import multi_tensor_table
 from ._launch import CompileSpec, cdiv, interpreting, launch, runtime_device_type
 from .copy import contiguous
@@ -222,8 +223,13 @@ def multi_norm_finalize_kernel(
         # to it. For fp16/bf16 that rounding moves the coefficient (bf16 keeps 8 bits), and
         # an fp16 norm past 65504 is inf, which zeroes the gradients rather than scaling
         # them by a finite fp32 coefficient next to a returned norm of inf.
+        # torch's max_norm / (norm + eps) is Tensor.__rtruediv__: reciprocal() * max_norm,
+        # each step rounded to the norm's dtype (an fp16 reciprocal of a norm below 1.5e-5
+        # overflows to inf, so the clamp below leaves the gradients unclipped, as torch).
         rounded = cast_to(total, norm_dtype).to(tl.float32)
-        coef = cast_to(max_norm / (rounded + eps), norm_dtype).to(tl.float32)
+        denominator = cast_to(rounded + eps, norm_dtype).to(tl.float32)
+        reciprocal = cast_to(div_rn(tl.full((), 1.0, tl.float32), denominator), norm_dtype)
+        coef = cast_to(reciprocal.to(tl.float32) * max_norm, norm_dtype).to(tl.float32)
         coef = tl.where(coef > 1.0, 1.0, coef)  # torch.clamp(max=1): NaN stays NaN
         coef = tl.where(total == 0.0, 1.0, coef)  # a zero norm leaves x unchanged
         tensor = tl.load(table_ptr + 4 * n_tensors + chunk)

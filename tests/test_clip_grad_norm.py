@@ -107,6 +107,27 @@ def test_low_precision_norm_and_coefficient_round_as_torch(dtype):
         torch.testing.assert_close(p.grad.torch().cpu(), q.grad, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype,scale,max_norm", [(torch.bfloat16, 1.0, 1e-3),
+                                                   (torch.float16, 1e-6, 1e-9),
+                                                   (torch.float32, 1.0, 0.37)])
+def test_coefficient_is_torchs_reciprocal_times_max_norm(dtype, scale, max_norm):
+    # torch's max_norm / (norm + 1e-6) is reciprocal() * max_norm, rounded twice in the
+    # norm's dtype: bf16 coefficients then differ from one division by an ulp (7.7e-3 of
+    # the grads), and an fp16 norm below 1.5e-5 has an infinite reciprocal: not clipped.
+    gen = torch.Generator().manual_seed(1)
+    values = [torch.randn(n, generator=gen) * scale for n in (25000, 7, 300)]
+    ours = [tg.zeros(len(v), dtype=dtype, requires_grad=True) for v in values]
+    theirs = [torch.zeros(len(v), dtype=dtype, requires_grad=True) for v in values]
+    for p, q, v in zip(ours, theirs, values):
+        p.grad = tg.from_torch(v.to(dtype).to(tg.device()))
+        q.grad = v.to(dtype).clone()
+    want = torch.nn.utils.clip_grad_norm_(theirs, max_norm, norm_type=float("inf"))
+    total = clip_grad_norm_(ours, max_norm, norm_type=float("inf"))
+    torch.testing.assert_close(total.torch().cpu(), want, rtol=0, atol=0)
+    for p, q in zip(ours, theirs):
+        torch.testing.assert_close(p.grad.torch().cpu(), q.grad, rtol=0, atol=0)
+
+
 def test_mixed_dtypes_round_each_tensors_norm_as_torch():
     # torch takes each gradient's norm in its own dtype, then the norm of those: one fp16
     # gradient with a norm past 65504 makes the total inf (and zeroes every gradient) even

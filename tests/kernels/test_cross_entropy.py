@@ -141,6 +141,18 @@ def test_class_weights_match_torch(monkeypatch, dtype, reduction, label_smoothin
               prescale=prescale)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_negative_and_strided_class_weights(dtype):
+    # torch allows negative weights: a negative summed weight still divides the gradient
+    # (it was dropped to 0 by a "> 0" guard); a strided weight is read as torch reads it
+    logits, target = (2 * torch.randn(4, 6)).to(dtype), torch.tensor([0, 2, 5, 1])
+    weight = torch.tensor([-1.0, 1.0, -2.0, 0.5, 3.0, -0.25]).to(dtype)
+    for prescale in (False, True):
+        check(logits, target, "mean", weight=weight, prescale=prescale)
+    strided = torch.randn(6, 2).to(dtype)[:, 0].abs() + 0.1
+    check(logits, target, "mean", label_smoothing=0.1, weight=strided)
+
+
 def test_class_weight_errors():
     logits, target = torch.randn(3, 5), torch.tensor([0, 1, 2])
     with pytest.raises(ShapeError, match=r"weight tensor should be defined either for all 5 "

@@ -10,7 +10,7 @@ import torch
 from ..kernels import elementwise as ew
 from ..kernels import reduction as red
 from ..tensor import Tensor, _as_tensor
-from .elementwise import _result_dtype
+from .elementwise import _result_dtype, check_int_scalar
 
 
 def _scalar_operand(a: Tensor, scalar) -> Tensor:
@@ -18,6 +18,7 @@ def _scalar_operand(a: Tensor, scalar) -> Tensor:
     or bool tensor fp32, an integer scalar makes a bool tensor int64."""
     if isinstance(scalar, bool):
         return a
+    check_int_scalar("comparison", a, scalar)
     if isinstance(scalar, numbers.Integral):
         return a.to(torch.int64) if a.dtype == torch.bool else a
     return a if a.is_floating_point() else a.to(torch.float32)
@@ -33,6 +34,8 @@ def compare(op: str, a: Tensor, other):
         return NotImplemented
     b = _as_tensor(other, a)
     dtype = _result_dtype(a, b)
+    if dtype == torch.int16:  # int8 against uint8: int64 holds both exactly, and has kernels
+        dtype = torch.int64
     a = a if a.dtype == dtype else a.to(dtype)
     b = b if b.dtype == dtype else b.to(dtype)
     return Tensor._wrap(ew.comparison(op, a._data, b._data))

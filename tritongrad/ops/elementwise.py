@@ -186,12 +186,17 @@ class Sqrt(Function):
 # --- dtype promotion and the user-facing functions -----------------------------------------
 
 
+def _category(dtype: torch.dtype) -> int:
+    """torch's promotion categories: bool < integer < float."""
+    return 2 if dtype.is_floating_point else (0 if dtype == torch.bool else 1)
+
+
 def _result_dtype(a: Tensor, b: Tensor) -> torch.dtype:
-    """torch's rule for float operands: a 0-d tensor does not raise the dtype of
-    a dimensioned one of the same category."""
-    if a.ndim == 0 and b.ndim > 0 and a.is_floating_point() == b.is_floating_point():
+    """torch's rule: a 0-d tensor raises the dtype of a dimensioned one only when it is of a
+    higher category (a 0-d int64 beside an fp16 tensor leaves fp16; beside bool, int64)."""
+    if a.ndim == 0 and b.ndim > 0 and _category(a.dtype) <= _category(b.dtype):
         return b.dtype
-    if b.ndim == 0 and a.ndim > 0 and a.is_floating_point() == b.is_floating_point():
+    if b.ndim == 0 and a.ndim > 0 and _category(b.dtype) <= _category(a.dtype):
         return a.dtype
     return torch.promote_types(a.dtype, b.dtype)
 
@@ -213,10 +218,29 @@ def _float_operand(a: Tensor) -> Tensor:
     return a if a.is_floating_point() else a.to(torch.float32)
 
 
+def check_int_scalar(op: str, a: Tensor, scalar) -> None:
+    """An integer scalar for an integer tensor reaches the kernel as an fp64 argument:
+    exact up to 2^53, so a larger one is refused rather than rounded (2^53 + 1 -> 2^53)."""
+    if (isinstance(scalar, numbers.Integral) and not a.is_floating_point()
+            and abs(int(scalar)) > 2**53):
+        raise DTypeError(f"{op}: integer scalars beyond 2^53 are not supported with a "
+                         f"{a.dtype} tensor (got {int(scalar)}); use a tensor operand")
+
+
+def check_no_bool_subtraction(a, b) -> None:
+    """torch refuses - with a bool operand (tensor or Python bool)."""
+    if any(isinstance(v, bool) or (isinstance(v, Tensor) and v.dtype == torch.bool)
+           for v in (a, b)):
+        raise DTypeError("Subtraction, the `-` operator, with a bool tensor is not supported. "
+                         "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                         "operator instead.")
+
+
 def _scalar_operand(op: str, a: Tensor, scalar) -> Tensor:
     """a as the scalar op computes it: an integer tensor with an integer scalar stays
     integer for the ops that are exact on integers (a bool tensor becomes int64, as
     torch promotes it); everything else computes in a float dtype."""
+    check_int_scalar(op, a, scalar)
     if isinstance(scalar, numbers.Integral) and op in ("add", "sub", "mul", "pow"):
         if a.dtype in INTEGER_DTYPES:
             return a
@@ -237,6 +261,7 @@ def add(a: Tensor, b) -> Tensor:
 
 
 def sub(a: Tensor, b) -> Tensor:
+    check_no_bool_subtraction(a, b)
     return _binary("sub", a, b, Sub)
 
 
@@ -249,6 +274,7 @@ def div(a: Tensor, b) -> Tensor:
 
 
 def rsub(a: Tensor, scalar) -> Tensor:
+    check_no_bool_subtraction(a, scalar)
     if isinstance(scalar, numbers.Number):
         return ScalarOp.apply(_scalar_operand("sub", a, scalar), "sub", float(scalar), True)
     return sub(_as_tensor(scalar, a), a)
@@ -292,7 +318,13 @@ def sqrt(a: Tensor) -> Tensor:
 def inplace(target: Tensor, op: str, other, alpha: float = 1.0) -> Tensor:
     """``target op= other`` by a kernel writing through target's strides."""
     target._check_inplace(other)
+    if op == "sub":
+        check_no_bool_subtraction(target, other)
     if isinstance(other, numbers.Number) and not isinstance(other, bool):
+        check_int_scalar(f"{op}_", target, other)
+        if not target.is_floating_point() and not isinstance(other, numbers.Integral):
+            raise DTypeError(f"{op}_: result type Float can't be cast to the desired output "
+                             f"type {target.dtype}")
         value = float(other) * (alpha if op in ("add", "sub") else 1.0)
         ew.binary_scalar(op, target._data, value, out=target._data)
     else:
