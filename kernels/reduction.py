@@ -236,12 +236,12 @@ def sum(  # noqa: A001 - the op's name
     out = torch.empty(out_shape, dtype=out_dtype, device=x.device)
     if out.numel() == 0:
         return out
-    x, n_rows, n_cols, stride_r, stride_c = _rows_and_columns(x, kept, reduced)
+    x, n_rows, n_cols, stride_r, stride_c = rows_and_columns(x, kept, reduced)
     _launch_sum(out, x, n_rows, n_cols, stride_r, stride_c, float(n_cols) if mean else 1.0)
     return out
 
 
-def _rows_and_columns(x: torch.Tensor, kept: list[int], reduced: list[int]) -> tuple:
+def rows_and_columns(x: torch.Tensor, kept: list[int], reduced: list[int]) -> tuple:
     """(x, n_rows, n_cols, stride_r, stride_c): x as a strided 2-D view, the kept dims as
     rows and the reduced dims as columns (row-major within each group)."""
     shape, strides = list(x.shape), list(x.stride())
@@ -282,7 +282,7 @@ def argmax(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> to
     out = torch.empty(out_shape, dtype=torch.int64, device=x.device)
     if out.numel() == 0:
         return out
-    x, n_rows, n_cols, stride_r, stride_c = _rows_and_columns(x, kept, reduced)
+    x, n_rows, n_cols, stride_r, stride_c = rows_and_columns(x, kept, reduced)
     block_r, block_c = _blocks(n_rows, n_cols, stride_r == 1 and stride_c != 1 and n_rows > 1,
                                tile=ARGMAX_TILE)
     launch(argmax_kernel, (cdiv(n_rows, block_r),), out, x, n_rows, n_cols, stride_r, stride_c,

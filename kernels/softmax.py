@@ -25,8 +25,9 @@ import triton.language as tl
 from ._checks import FLOAT_DTYPES, ShapeError, check_same_device, check_same_dtype, check_tensor
 from ._common import cast_to
 from ._launch import CompileSpec, launch
-from .copy import copy, merged_layout
+from .copy import copy
 from .elementwise import div_rn, upcast
+from .reduction import rows_and_columns
 
 MAX_BLOCK_C = 4096  # columns per block: wider rows take several blocks
 
@@ -115,24 +116,14 @@ def softmax_bwd_kernel(
         tl.store(gx_row + c, cast_to(gx, gx_ptr.dtype.element_ty), mask=mask)
 
 
-def _rows_last(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, int, int]:
-    """x with ``dim`` moved last, as (view or contiguous copy, stride_r, stride_c) of a
-    (rows, n_cols) layout: a copy only when the other dims do not merge into one stride."""
-    moved = x.movedim(dim, -1)
-    n_cols = moved.shape[-1]
-    lead_sizes, lead_strides = list(moved.shape[:-1]), list(moved.stride()[:-1])
-    stride_r = 0 if not lead_sizes else None
-    if lead_sizes:
-        try:
-            sizes, (strides,) = merged_layout(lead_sizes, lead_strides)
-            if all(s == 1 for s in sizes[:-1]):
-                stride_r = strides[-1]
-        except ShapeError:
-            pass
-    if stride_r is None:
-        moved = copy(moved)
-        stride_r = n_cols
-    return moved, stride_r, moved.stride(-1)
+def _rows(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, int, int, list[int]]:
+    """x seen as (rows, columns), ``dim`` the columns: (tensor, stride_r, stride_c, shape
+    with ``dim`` moved last), through reduction's layout (a copy only when the other dims
+    do not merge into one stride)."""
+    kept = [d for d in range(x.dim()) if d != dim]
+    moved_shape = [x.shape[d] for d in kept] + [x.shape[dim]]
+    x, _, _, stride_r, stride_c = rows_and_columns(x, kept, [dim])
+    return x, stride_r, stride_c, moved_shape
 
 
 def _normalized_dim(op: str, dim: int, ndim: int) -> int:
@@ -151,9 +142,9 @@ def softmax_fwd(x: torch.Tensor, dim: int, log: bool = False) -> torch.Tensor:
     if x.dim() == 0:
         x = x.reshape(1)
         return softmax_fwd(x, 0, log).reshape(())
-    moved, stride_r, stride_c = _rows_last(x, dim)
-    out = torch.empty(moved.shape, dtype=x.dtype, device=x.device)
-    _launch_per_row(softmax_fwd_kernel, out, (moved, out.shape[-1], stride_r, stride_c), log,
+    rows, stride_r, stride_c, moved_shape = _rows(x, dim)
+    out = torch.empty(moved_shape, dtype=x.dtype, device=x.device)
+    _launch_per_row(softmax_fwd_kernel, out, (rows, out.shape[-1], stride_r, stride_c), log,
                     flops_per_element=4, reads_per_element=2)
     return out.movedim(-1, dim)
 
@@ -185,13 +176,13 @@ def softmax_bwd(grad: torch.Tensor, y: torch.Tensor, dim: int, log: bool = False
     dim = _normalized_dim(op, dim, y.dim())
     if y.dim() == 0:
         return softmax_bwd(grad.reshape(1), y.reshape(1), 0, log).reshape(())
-    g_moved, stride_gr, stride_gc = _rows_last(grad, dim)
-    y_moved, _, _ = _rows_last(y, dim)
-    if not y_moved.is_contiguous():
-        y_moved = copy(y_moved)
-    gx = torch.empty(y_moved.shape, dtype=y.dtype, device=y.device)
+    g_rows, stride_gr, stride_gc, moved_shape = _rows(grad, dim)
+    y_rows, stride_yr, stride_yc, _ = _rows(y, dim)
+    if (stride_yr, stride_yc) != (moved_shape[-1], 1):  # the kernel reads y row-major
+        y_rows = copy(y.movedim(dim, -1))
+    gx = torch.empty(moved_shape, dtype=y.dtype, device=y.device)
     # two passes: 3 reads (g, y; g again) and the write
-    _launch_per_row(softmax_bwd_kernel, gx, (g_moved, y_moved, gx.shape[-1], stride_gr,
+    _launch_per_row(softmax_bwd_kernel, gx, (g_rows, y_rows, gx.shape[-1], stride_gr,
                                              stride_gc), log,
                     flops_per_element=5, reads_per_element=4)
     return gx.movedim(-1, dim)

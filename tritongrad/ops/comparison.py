@@ -10,25 +10,16 @@ import torch
 from ..kernels import elementwise as ew
 from ..kernels import reduction as red
 from ..tensor import Tensor, _as_tensor
-from .elementwise import _result_dtype, check_int_scalar
-
-
-def _scalar_operand(a: Tensor, scalar) -> Tensor:
-    """a in the dtype torch compares it with ``scalar`` in: a float scalar makes an integer
-    or bool tensor fp32, an integer scalar makes a bool tensor int64."""
-    if isinstance(scalar, bool):
-        return a
-    check_int_scalar("comparison", a, scalar)
-    if isinstance(scalar, numbers.Integral):
-        return a.to(torch.int64) if a.dtype == torch.bool else a
-    return a if a.is_floating_point() else a.to(torch.float32)
+from .elementwise import _result_dtype, _scalar_operand
 
 
 def compare(op: str, a: Tensor, other):
     """``a OP other`` elementwise, broadcasting, in torch's promoted dtype; NotImplemented
     for an operand that is neither a number nor a tensor (so ``x == None`` is False)."""
     if isinstance(other, numbers.Number):
-        a = _scalar_operand(a, other)
+        # as arithmetic promotes (a float scalar makes an integer tensor fp32); a Python bool
+        # compares with a bool tensor as it is
+        a = a if isinstance(other, bool) else _scalar_operand(op, a, other)
         return Tensor._wrap(ew.comparison_scalar(op, a._data, float(other)))
     if not isinstance(other, (Tensor, torch.Tensor)):
         return NotImplemented

@@ -238,10 +238,10 @@ def check_no_bool_subtraction(a, b) -> None:
 
 def _scalar_operand(op: str, a: Tensor, scalar) -> Tensor:
     """a as the scalar op computes it: an integer tensor with an integer scalar stays
-    integer for the ops that are exact on integers (a bool tensor becomes int64, as
-    torch promotes it); everything else computes in a float dtype."""
+    integer for the ops that are exact on integers and for comparisons (a bool tensor
+    becomes int64, as torch promotes it); everything else computes in a float dtype."""
     check_int_scalar(op, a, scalar)
-    if isinstance(scalar, numbers.Integral) and op in ("add", "sub", "mul", "pow"):
+    if isinstance(scalar, numbers.Integral) and op in ("add", "sub", "mul", "pow") + ew.COMPARISONS:
         if a.dtype in INTEGER_DTYPES:
             return a
         if a.dtype == torch.bool:
