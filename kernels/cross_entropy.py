@@ -15,7 +15,15 @@ With class weights w (torch's ``weight``), as torch defines them:
   d loss / d x_c = p_c * ((1 - eps) * w_t + eps * sum_c' w_c' / C)
                    - (1 - eps) * w_t * [c == t] - (eps / C) * w_c
 and 'mean' divides by the summed target weights of the valid rows instead of their count.
-When that sum is 0 the loss is NaN, as torch's, and the gradient 0 (torch's is NaN).
+When that sum W is 0 torch divides anyway, and so do we. Its nll gradient on a valid row is
+g_t = -w_t / W at the target (inf or NaN) and 0 elsewhere; log_softmax's backward then gives
+g_c - p_c sum g = -p_c g_t off the target (+-inf, NaN when p_c w_t = 0) and g_t - p_t g_t =
+inf - inf = NaN at it. Our form p_c w_t / W gives the same off the target, so the kernel
+only writes the target's NaN. With smoothing, the smoothing term's -w_c eps / (C W) mixes
+infinities of both signs, or NaN, into sum g: the whole valid row is NaN. Ignored rows keep
+gradient 0, and the loss is sum / 0: +-inf, or NaN for 0 / 0. One difference: with
+smoothing, torch divides its nll and smoothing sums separately, so its loss is NaN where
+their signs differ (or the nll sum is 0); ours divides their total, +-inf.
 The forward kernel writes this gradient into its own new buffer while the row is in
 registers. Backward is then one scaling launch: by grad_output / n_valid ('mean':
 d(sum_r loss_r / n_valid) / d loss_r = 1 / n_valid), by grad_output ('sum'), or by
@@ -103,12 +111,24 @@ def first_bad_label_kernel(
 
 
 @triton.jit
+def finish_grad(grad, cols, active, row_scale, nan_col, nan_all, HAS_WEIGHT: tl.constexpr):
+    """A jit helper: a row's gradient block scaled by row_scale (0 on ignored rows); with
+    HAS_WEIGHT, NaN at column nan_col, or everywhere when nan_all (a zero 'mean' divisor)."""
+    grad = tl.where(active, grad * row_scale, 0.0)
+    if HAS_WEIGHT:
+        grad = tl.where(cols == nan_col, float("nan"), grad)
+        grad = tl.where(nan_all, float("nan"), grad)
+    return grad
+
+
+@triton.jit
 def cross_entropy_fwd_kernel(
     loss_ptr, grad_ptr, err_flag_ptr, logits_ptr, target_ptr, weight_ptr, n_valid_ptr,
     n_cols, ignore_index, label_smoothing,
     stride_logits_row, stride_logits_col, stride_grad_row, stride_target,
     BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr, COMPUTE_GRAD: tl.constexpr,
-    HAS_SMOOTHING: tl.constexpr, PRESCALE: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    HAS_SMOOTHING: tl.constexpr, READ_DIVISOR: tl.constexpr, PRESCALE: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
 ):
     """Per-row loss and (optionally) unscaled logits gradient; one program per row.
 
@@ -121,8 +141,9 @@ def cross_entropy_fwd_kernel(
     target_ptr: (N,) int64 class indices with stride stride_target.
     weight_ptr: (C,) contiguous class weights, read when HAS_WEIGHT (otherwise any pointer).
     n_valid_ptr: 0-d count of non-ignored rows (int64), or with HAS_WEIGHT their summed
-        target weights (fp32); read when PRESCALE, which divides the gradient by it
-        ('mean'; 0 when the count is 0, where every row is ignored).
+        target weights (fp32): the 'mean' divisor, read when READ_DIVISOR. PRESCALE divides
+        the gradient by it. A divisor of 0 is applied either way, as torch applies it (see
+        the module docstring); a count of 0 means every row is ignored: gradient 0.
     n_cols: C. ignore_index: label whose row is skipped (may be negative).
     label_smoothing: eps in [0, 1]; HAS_SMOOTHING is eps > 0.
     BLOCK_C: column block (power of two); SINGLE_BLOCK: C <= BLOCK_C.
@@ -217,11 +238,19 @@ def cross_entropy_fwd_kernel(
             if HAS_SMOOTHING:
                 p_scale += uniform * sum_w
         row_scale = tl.where(active, 1.0, 0.0)
-        if PRESCALE:
+        nan_all = row < 0  # False: with a zero weighted divisor, the whole row is NaN
+        nan_col = tl.full((), -1, tl.int64)  # ...or the target column only
+        if READ_DIVISOR:
             n_valid = tl.load(n_valid_ptr).to(tl.float32)
             # != 0: summed class weights may be negative, as torch allows
-            safe = tl.where(n_valid != 0, n_valid, 1.0)
-            row_scale = tl.where(n_valid != 0, row_scale / safe, 0.0)
+            zero = n_valid == 0
+            if PRESCALE:
+                row_scale = row_scale / tl.where(zero, 1.0, n_valid)
+            row_scale = tl.where(zero & active, float("inf"), row_scale)
+            if HAS_SMOOTHING:
+                nan_all = zero & active
+            else:
+                nan_col = tl.where(zero & active, target, -1)
         if SINGLE_BLOCK:
             # x is still in registers: the logits are read once.
             if HAS_WEIGHT:
@@ -230,7 +259,7 @@ def cross_entropy_fwd_kernel(
                     grad -= uniform * w
             else:
                 grad = tl.exp(x - lse) - tl.where(cols == target, target_weight, 0.0) - uniform
-            grad = tl.where(active, grad * row_scale, 0.0)
+            grad = finish_grad(grad, cols, active, row_scale, nan_col, nan_all, HAS_WEIGHT)
             tl.store(grad_row + cols, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
         else:
             for start in range(0, n_cols, BLOCK_C):
@@ -245,7 +274,7 @@ def cross_entropy_fwd_kernel(
                         grad -= uniform * w
                 else:
                     grad = tl.exp(x - lse) - tl.where(c == target, target_weight, 0.0) - uniform
-                grad = tl.where(active, grad * row_scale, 0.0)
+                grad = finish_grad(grad, c, active, row_scale, nan_col, nan_all, HAS_WEIGHT)
                 tl.store(grad_row + c, cast_to(grad, grad_ptr.dtype.element_ty), mask=col_mask)
 
 
@@ -296,7 +325,7 @@ def cross_entropy_reduce_kernel(
     loss_ptr: 0-d, the logits dtype. n_valid_ptr: 0-d int64 (fp32 with HAS_WEIGHT).
     row_loss_ptr: (N,) contiguous (0 for ignored rows). target_ptr: (N,) int64, stride
     stride_target. weight_ptr: (C,) class weights. 'mean' over zero valid rows is NaN,
-    as torch.
+    as torch; over nonzero rows whose target weights sum to 0, +-inf (NaN for 0 / 0).
     """
     offs = tl.arange(0, BLOCK)
     total = tl.zeros([BLOCK], dtype=tl.float32)
@@ -310,7 +339,8 @@ def cross_entropy_reduce_kernel(
     loss = tl.sum(total, axis=0)
     n_valid = tl.sum(count, axis=0)
     if MEAN:
-        loss = tl.where(n_valid == 0, float("nan"), loss / n_valid.to(tl.float32))
+        # over a zero divisor torch gives sum / 0: NaN for 0 / 0 (every row ignored), else +-inf
+        loss = tl.where(n_valid == 0, loss * float("inf"), loss / n_valid.to(tl.float32))
     tl.store(loss_ptr, cast_to(loss, loss_ptr.dtype.element_ty))
     tl.store(n_valid_ptr, n_valid)
 
@@ -324,7 +354,8 @@ def cross_entropy_bwd_kernel(
     """out = grad_logits * scale, element-wise over a contiguous buffer.
 
     MODE 0 ('sum'): scale = grad_output[()]; MODE 1 ('mean'): grad_output[()] / n_valid[()]
-    (0 when n_valid == 0: every row was ignored, so grad_logits is all zero);
+    (grad_output alone when n_valid == 0: every row was ignored, so grad_logits is all
+    zero, or a zero weighted divisor, which the row kernel already applied);
     MODE 2 ('none'): scale = grad_output[row], row = index // n_cols, with grad_output
     (N,) of stride stride_grad_output.
     out_ptr, grad_logits_ptr: numel contiguous elements. n_valid_ptr: 0-d int64 (MODE 1).
@@ -341,7 +372,7 @@ def cross_entropy_bwd_kernel(
         scale = tl.load(grad_output_ptr).to(tl.float32)
         if MODE == 1:
             n_valid = tl.load(n_valid_ptr).to(tl.float32)
-            scale = tl.where(n_valid != 0, scale / n_valid, 0.0)
+            scale = tl.where(n_valid != 0, scale / n_valid, scale)
     tl.store(out_ptr + offs, cast_to(grad * scale, out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -407,11 +438,14 @@ def cross_entropy_rows(
     label_smoothing: float = 0.0,
     n_valid: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
+    divide: bool = True,
 ) -> None:
     """Launch the row kernel into given buffers: row_loss (N,) contiguous (any float
     dtype), grad_logits (N, C) with column stride 1 or None, errors from new_label_errors.
     With ``n_valid`` (0-d on the device, from count_valid) the gradient comes out
-    divided by it. ``weight``: optional (C,) class weights. No host sync. The building
+    divided by it; with ``divide=False`` only a zero divisor is applied (torch's non-finite
+    gradient, see the module docstring), and backward divides by a nonzero one.
+    ``weight``: optional (C,) class weights. No host sync. The building
     block of cross_entropy_fwd and of chunked callers."""
     check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
     check_target(logits, target)
@@ -444,16 +478,18 @@ def cross_entropy_rows(
     # written (statistics pass, then gradient pass).
     logit_reads = 1 if single_block or not compute_grad else 2
     smoothing = label_smoothing > 0.0
-    prescale = n_valid is not None and compute_grad
+    read_divisor = n_valid is not None and compute_grad
+    prescale = read_divisor and divide
     launch(
         cross_entropy_fwd_kernel, (n_rows,),
         row_loss, grad_logits if compute_grad else logits, errors[0], logits, target,
-        weight if weight is not None else target, n_valid if prescale else errors[1],
+        weight if weight is not None else target, n_valid if read_divisor else errors[1],
         n_cols, int(ignore_index), float(label_smoothing),
         logits.stride(0), logits.stride(1),
         grad_logits.stride(0) if compute_grad else 0, target.stride(0),
         BLOCK_C=block_c, SINGLE_BLOCK=single_block, COMPUTE_GRAD=compute_grad,
-        HAS_SMOOTHING=smoothing, PRESCALE=prescale, HAS_WEIGHT=weight is not None,
+        HAS_SMOOTHING=smoothing, READ_DIVISOR=read_divisor, PRESCALE=prescale,
+        HAS_WEIGHT=weight is not None,
         num_warps=min(32, max(4, block_c // 512)),
         flops=n_rows * n_cols * (4 + int(smoothing) + 4 * int(compute_grad)),
         bytes_moved=n_rows * n_cols * elem * (logit_reads + int(compute_grad))
@@ -542,10 +578,14 @@ def cross_entropy_fwd(
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=device) \
         if compute_grad else None
     errors = new_label_errors(device)
+    # The row kernel reads the 'mean' divisor to divide by it (prescale), and with class
+    # weights also to apply a zero divisor as torch does (the count is then 0 only when
+    # every row is ignored, and the gradient is 0 without it).
     n_valid = count_valid(target, ignore_index, weight) \
-        if prescale and compute_grad and reduction == "mean" and n_rows else None
+        if (prescale or weight is not None) and compute_grad and reduction == "mean" \
+        and n_rows else None
     cross_entropy_rows(logits, target, row_loss, grad_logits, errors, ignore_index,
-                       label_smoothing, n_valid=n_valid, weight=weight)
+                       label_smoothing, n_valid=n_valid, weight=weight, divide=prescale)
     if check_labels and n_rows:
         raise_on_label_errors(errors, target, n_cols, ignore_index)
     if reduction == "none":
@@ -612,6 +652,7 @@ def _specs():
                 (True, False, True, False, False), (False, False, False, False, False),
                 (True, True, True, True, True), (False, True, True, False, True),
                 (False, True, False, True, True)]:
+            read_divisor = prescale or (weighted and compute_grad)  # 'mean', as users get it
             sig = {"loss_ptr": "*fp32", "grad_ptr": "*" + dt, "err_flag_ptr": "*i32",
                    "logits_ptr": "*" + dt, "target_ptr": "*i64",
                    "weight_ptr": "*" + (dt if weighted else "i64"),
@@ -621,10 +662,12 @@ def _specs():
                    "stride_grad_row": "i64", "stride_target": "i64",
                    "BLOCK_C": "constexpr", "SINGLE_BLOCK": "constexpr",
                    "COMPUTE_GRAD": "constexpr", "HAS_SMOOTHING": "constexpr",
-                   "PRESCALE": "constexpr", "HAS_WEIGHT": "constexpr"}
+                   "READ_DIVISOR": "constexpr", "PRESCALE": "constexpr",
+                   "HAS_WEIGHT": "constexpr"}
             const = {"BLOCK_C": 1024 if single else MAX_BLOCK_C, "SINGLE_BLOCK": single,
                      "COMPUTE_GRAD": compute_grad, "HAS_SMOOTHING": smoothing,
-                     "PRESCALE": prescale, "HAS_WEIGHT": weighted}
+                     "READ_DIVISOR": read_divisor, "PRESCALE": prescale,
+                     "HAS_WEIGHT": weighted}
             specs.append(CompileSpec(cross_entropy_fwd_kernel, sig, const,
                                      f"{dt},single={single},grad={compute_grad},"
                                      f"smooth={smoothing},prescale={prescale},weight={weighted}"))

@@ -153,6 +153,40 @@ def test_negative_and_strided_class_weights(dtype):
     check(logits, target, "mean", label_smoothing=0.1, weight=strided)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight,target", [
+    ([0.0, 1.0, 1.0, 1.0], [0, 0, -100, 0]),  # every valid target weighs 0: 0 / 0
+    ([1.0, -1.0, 1.0, 0.0], [0, 1, -100, 3]),  # weights summing to 0: +-inf, NaN at targets
+    ([1.0, -1.0, 1.0, 0.5], [-100, -100, -100, -100]),  # every row ignored
+])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("blocks", ["one", "several"])
+def test_zero_weighted_mean_divisor_as_torch(monkeypatch, dtype, weight, target,
+                                             label_smoothing, blocks):
+    # torch divides 'mean' by the summed target weights even when they sum to 0: its
+    # gradient is then inf off the target, NaN at it (inf - inf), NaN on the whole row with
+    # smoothing, and 0 on ignored rows. It was 0 everywhere here (a silent difference).
+    if blocks == "several":
+        monkeypatch.setattr(ce, "MAX_BLOCK_C", 2)  # C = 4 takes 2 blocks
+    logits = (2 * torch.randn(4, 4)).to(dtype)
+    logits[0, 2] = -200.0  # p underflows to 0 there: 0 * inf is NaN in torch too
+    weight, target = torch.tensor(weight).to(dtype), torch.tensor(target)
+    grad_output = torch.tensor(1.5).to(dtype)
+    for prescale in (False, True):
+        loss, grad_logits, n_valid = cross_entropy_fwd(
+            logits, target, reduction="mean", label_smoothing=label_smoothing,
+            prescale=prescale, weight=weight)
+        grad = cross_entropy_bwd(grad_output, grad_logits, n_valid,
+                                 "sum" if prescale else "mean")
+        ref_loss, ref_grad = reference(logits, target, "mean", grad_output,
+                                       label_smoothing=label_smoothing, weight=weight)
+        assert_close(grad, ref_grad, dtype=dtype, name="grad_logits")
+        if label_smoothing == 0.0 or bool((target == -100).all()):
+            assert_close(loss, ref_loss, dtype=dtype, name="loss")
+        else:  # torch divides its two terms separately: NaN where they differ in sign
+            assert not torch.isfinite(loss) and not torch.isfinite(ref_loss)
+
+
 def test_class_weight_errors():
     logits, target = torch.randn(3, 5), torch.tensor([0, 1, 2])
     with pytest.raises(ShapeError, match=r"weight tensor should be defined either for all 5 "
