@@ -375,3 +375,16 @@ def test_promotion_categories_integer_scalars_and_bool_subtraction_as_torch():
                lambda: tg.tensor([1.0]) - True):
         with pytest.raises(tg.DTypeError, match="Subtraction, the `-` operator, with a bool"):
             fn()
+
+
+def test_bool_addition_and_multiplication_are_logical_as_torch():
+    # torch: + of two bools is logical or, * logical and, and the result stays bool
+    a, b = torch.tensor([True, False, True, False]), torch.tensor([True, True, False, False])
+    ta, tb = tg.from_torch(a.to(tg.device())), tg.from_torch(b.to(tg.device()))
+    for fn in (lambda x, y: x + y, lambda x, y: x * y, lambda x, y: x + True,
+               lambda x, y: x * False, lambda x, y: True + x, lambda x, y: x.add(y)):
+        got = fn(ta, tb).torch().cpu()
+        want = fn(a, b)
+        assert got.dtype == torch.bool and torch.equal(got, want)
+    scalar = tg.from_torch(torch.tensor(True).to(tg.device()))
+    assert torch.equal((scalar * tb).torch().cpu(), torch.tensor(True) * b)

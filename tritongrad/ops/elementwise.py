@@ -252,7 +252,11 @@ def _scalar_operand(op: str, a: Tensor, scalar) -> Tensor:
 def _binary(op: str, a, b, function: type) -> Tensor:
     if isinstance(b, numbers.Number) and not isinstance(b, bool):
         return ScalarOp.apply(_scalar_operand(op, a, b), op, float(b), False)
-    a, b = _promoted(op, a, _as_tensor(b, a))
+    b = _as_tensor(b, a)
+    if op in ("add", "mul") and _result_dtype(a, b) == torch.bool:
+        # torch: + of bools is logical or, * logical and: exact in int64, then != 0
+        return function.apply(a.to(torch.int64), b.to(torch.int64)).to(torch.bool)
+    a, b = _promoted(op, a, b)
     return function.apply(a, b)
 
 
