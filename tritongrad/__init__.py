@@ -45,7 +45,7 @@ from .ops.elementwise import exp, log, sqrt  # noqa: E402,F401
 from .ops.reduction import mean, sum  # noqa: E402,F401
 from .ops.matmul import matmul  # noqa: E402,F401
 from .ops.comparison import argmax  # noqa: E402,F401
-from .ops.activation import relu  # noqa: E402,F401
+from .ops.activation import relu, sigmoid, tanh  # noqa: E402,F401
 from .ops.norm import norm  # noqa: E402,F401
 from . import backends, nn, optim, profiler  # noqa: E402,F401
 from .graphs import compile_step  # noqa: E402,F401

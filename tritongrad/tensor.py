@@ -498,6 +498,16 @@ class Tensor:
 
         return relu(self)
 
+    def tanh(self):
+        from .ops.activation import tanh
+
+        return tanh(self)
+
+    def sigmoid(self):
+        from .ops.activation import sigmoid
+
+        return sigmoid(self)
+
     def norm(self, p=2, dim=None, keepdim: bool = False):
         from .ops.norm import norm
 

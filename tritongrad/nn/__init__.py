@@ -5,15 +5,20 @@ from . import functional, init, utils  # noqa: F401
 from .layers import (  # noqa: F401
     Dropout,
     Flatten,
+    GELU,
     Identity,
     Linear,
     LogSoftmax,
     ReLU,
     Sequential,
+    Sigmoid,
+    SiLU,
     Softmax,
+    Tanh,
 )
 from .loss import CrossEntropyLoss, MSELoss  # noqa: F401
 from .module import Module, Parameter, StateDictError  # noqa: F401
 
 __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
-           "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils"]
+           "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
+           "Tanh", "Sigmoid", "GELU", "SiLU"]

@@ -1,5 +1,5 @@
-"""Layers: Linear, ReLU, Flatten, Dropout, Identity, and Sequential (which fuses
-Linear followed by ReLU into one matmul-with-ReLU-epilogue launch)."""
+"""Layers: Linear, ReLU, Tanh, Sigmoid, GELU, SiLU, Flatten, Dropout, Identity, and
+Sequential (which fuses Linear followed by ReLU into one matmul-with-ReLU-epilogue launch)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 
 from .._device import DEVICE
 from ..kernels._checks import DeviceError, ShapeError
-from ..ops.activation import log_softmax, relu, softmax
+from ..ops.activation import (check_gelu_approximate, gelu, log_softmax, relu, sigmoid,
+                              silu, softmax, tanh)
 from ..ops.dropout import check_dropout_p, dropout
 from ..ops.matmul import linear, linear_relu
 from ..tensor import Tensor
@@ -88,6 +89,51 @@ class ReLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return relu(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Tanh(Module):
+    """tanh(x) elementwise, as torch.nn.Tanh."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return tanh(x)
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)) elementwise, as torch.nn.Sigmoid."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return sigmoid(x)
+
+
+class GELU(Module):
+    """x Phi(x) elementwise (``approximate='tanh'``: its tanh approximation), as
+    torch.nn.GELU. An invalid ``approximate`` raises torch's error here, not at the first
+    call."""
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        self.approximate = check_gelu_approximate(approximate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gelu(x, approximate=self.approximate)
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
+
+
+class SiLU(Module):
+    """x sigmoid(x) elementwise, as torch.nn.SiLU. ``inplace`` is accepted for torch
+    compatibility; the result is always a new tensor."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return silu(x)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""

@@ -1,15 +1,20 @@
-"""Activations: ReLU, softmax and log_softmax.
+"""Activations: ReLU, softmax and log_softmax; tanh, sigmoid, GELU and SiLU.
 
 relu(x) = max(x, 0) with NaN kept (as torch.relu). Its VJP uses only the output:
 d relu(x)/dx = [x > 0] = [y > 0], so dx = dy * [y > 0]; the kernel writes it as
 torch's ``threshold_backward`` does (``y <= 0 ? 0 : dy``). Saving y rather than x
 lets a following op share the same buffer. Inside Linear layers ReLU is fused into
 the matmul instead (``tritongrad.ops.matmul.linear_relu``).
+
+tanh, sigmoid, GELU and SiLU run on one kernel family (``kernels/activation.py``, which
+derives each VJP). tanh and sigmoid save their output (dy/dx = 1 - y^2, y (1 - y));
+GELU and SiLU are not monotonic, so y does not give x back, and they save their input.
 """
 
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..kernels.activation import SAVES_OUTPUT, activation_bwd, activation_fwd
 from ..kernels.relu import relu_bwd, relu_fwd
 from ..kernels.softmax import softmax_bwd, softmax_fwd
 from ..tensor import Tensor
@@ -74,3 +79,104 @@ def softmax(x: Tensor, dim: int | None = None, dtype=None) -> Tensor:
 def log_softmax(x: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """x - log sum exp(x) along ``dim``, as torch.log_softmax (``dtype`` casts x first)."""
     return _softmax(x, dim, dtype, log=True)
+
+
+def _smooth_forward(ctx, x: Tensor, op: str) -> Tensor:
+    """y = op(x), saving y or x for the backward (SAVES_OUTPUT says which)."""
+    ctx.op = op
+    out = Tensor._wrap(activation_fwd(x._data, op))
+    ctx.save_for_backward(out if SAVES_OUTPUT[op] else x)
+    return out
+
+
+def _smooth_backward(ctx, grad_out: Tensor) -> Tensor | None:
+    (saved,) = ctx.saved_tensors
+    if not ctx.needs_input_grad[0]:
+        return None
+    return Tensor._wrap(activation_bwd(grad_out._data, saved._data, ctx.op))
+
+
+class Tanh(Function):
+    """y = tanh(x); backward 1 - y^2 from the saved output."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return _smooth_forward(ctx, x, "tanh")
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return (_smooth_backward(ctx, grad_out),)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + exp(-x)); backward y (1 - y) from the saved output."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return _smooth_forward(ctx, x, "sigmoid")
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return (_smooth_backward(ctx, grad_out),)
+
+
+class GELU(Function):
+    """y = x Phi(x) (``approximate='none'``) or x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
+    (``'tanh'``); backward from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, approximate: str) -> Tensor:
+        return _smooth_forward(ctx, x, _gelu_op(approximate))
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return _smooth_backward(ctx, grad_out), None
+
+
+class SiLU(Function):
+    """y = x sigmoid(x); backward s (1 + x (1 - s)) from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return _smooth_forward(ctx, x, "silu")
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return (_smooth_backward(ctx, grad_out),)
+
+
+def _gelu_op(approximate: str) -> str:
+    """The kernel OP for torch's ``approximate`` argument (torch's error otherwise)."""
+    if approximate == "none":
+        return "gelu"
+    if approximate == "tanh":
+        return "gelu_tanh"
+    raise RuntimeError(f"approximate argument must be either none or tanh. (got {approximate!r})")
+
+
+def check_gelu_approximate(approximate: str) -> str:
+    """``approximate`` if it is one torch accepts ('none' or 'tanh'), else torch's
+    RuntimeError."""
+    _gelu_op(approximate)
+    return approximate
+
+
+def tanh(x: Tensor) -> Tensor:
+    """tanh(x) elementwise."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)) elementwise, without overflow for large |x|."""
+    return Sigmoid.apply(x)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x Phi(x) elementwise (Phi the standard normal CDF), or its tanh approximation with
+    ``approximate='tanh'``, as torch.nn.functional.gelu."""
+    return GELU.apply(x, check_gelu_approximate(approximate))
+
+
+def silu(x: Tensor) -> Tensor:
+    """x sigmoid(x) elementwise (swish), as torch.nn.functional.silu."""
+    return SiLU.apply(x)

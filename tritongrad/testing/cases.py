@@ -308,7 +308,27 @@ def _activation_cases() -> list:
                        (spec((7, 13)), spec((13, 7), layout="T")),
                        gradcheck_spec=spec((3, 4))),
             ParityCase("softmax", activation.Softmax, softmax_args, softmax_specs,
-                       gradcheck_spec=spec((3, 4), dim=1, log=True))]
+                       gradcheck_spec=spec((3, 4), dim=1, log=True))] + _smooth_activation_cases()
+
+
+def _smooth_activation_cases() -> list:
+    """tanh, sigmoid, GELU (both forms) and SiLU on 3 * randn: saturated tails included."""
+    from ..ops import activation
+
+    def x_arg(s, g):
+        x = _transposed(g, s.shapes[0]) if s.option("layout") == "T" else randn(g, s.shapes[0])
+        return x * 3.0
+
+    specs = (spec((7, 13)), spec((13, 7), layout="T"))
+    cases = [ParityCase(name, function, lambda s, d, g: (x_arg(s, g),), specs,
+                        gradcheck_spec=spec((3, 4)))
+             for name, function in (("tanh", activation.Tanh), ("sigmoid", activation.Sigmoid),
+                                    ("silu", activation.SiLU))]
+    gelu_specs = (spec((7, 13), approximate="none"), spec((13, 7), approximate="tanh", layout="T"))
+    cases.append(ParityCase("gelu", activation.GELU,
+                            lambda s, d, g: (x_arg(s, g), s.option("approximate")), gelu_specs,
+                            gradcheck_spec=spec((3, 4), approximate="tanh")))
+    return cases
 
 
 def _norm_cases() -> list:

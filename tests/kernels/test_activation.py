@@ -1,0 +1,173 @@
+"""activation_fwd / activation_bwd (tanh, sigmoid, GELU both forms, SiLU) against torch."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tritongrad
+from tritongrad.kernels._checks import DeviceError, DTypeError, ShapeError
+from tritongrad.kernels.activation import (
+    ACTIVATION_BLOCK,
+    ACTIVATIONS,
+    SAVES_OUTPUT,
+    activation_bwd,
+    activation_fwd,
+)
+from tritongrad.testing.compare import assert_close
+
+DEVICE = tritongrad.device()
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+FORWARD = {
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+}
+# torch's own backward formulas, fed the tensor our backward reads (y or x)
+BACKWARD = {
+    "tanh": torch.ops.aten.tanh_backward,
+    "sigmoid": torch.ops.aten.sigmoid_backward,
+    "gelu": lambda g, x: torch.ops.aten.gelu_backward(g, x, approximate="none"),
+    "gelu_tanh": lambda g, x: torch.ops.aten.gelu_backward(g, x, approximate="tanh"),
+    "silu": torch.ops.aten.silu_backward,
+}
+
+
+def views(dtype):
+    """Contiguous, 1-row, several-block, transposed, sliced, permuted, expanded, scalar and
+    empty inputs, at 3 * randn so the tails saturate."""
+    def r(*shape):
+        return (torch.randn(*shape, device=DEVICE) * 3.0).to(dtype)
+
+    return {
+        "contiguous": r(33, 100),
+        "one-row": r(1, 129),
+        "several-blocks": r(ACTIVATION_BLOCK + 7),
+        "transposed": r(7, 33).T,
+        "sliced": r(9, 40, 3)[1::2, ::3, 1],
+        "3d-permuted": r(3, 5, 7).permute(2, 0, 1),
+        "expanded": r(1, 33).expand(5, 33),
+        "scalar": r(()),
+        "empty": r(0, 4),
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ACTIVATIONS)
+def test_fwd_and_bwd_match_torch(op, dtype):
+    torch.manual_seed(0)
+    for name, x in views(dtype).items():
+        y = activation_fwd(x, op)
+        assert y.is_contiguous() and y.shape == x.shape and y.dtype == dtype, name
+        expected = FORWARD[op](x)
+        assert_close(y, expected, dtype=dtype, name=f"{name} output")
+        grad_y = torch.randn(x.shape, device=DEVICE).to(dtype)
+        grad_y = grad_y.T.contiguous().T if grad_y.dim() == 2 else grad_y  # other strides
+        saved = expected if SAVES_OUTPUT[op] else x  # torch's output: judge the backward alone
+        assert_close(activation_bwd(grad_y, saved, op), BACKWARD[op](grad_y, saved),
+                     dtype=dtype, name=f"{name} grad")
+
+
+INF, NAN = float("inf"), float("nan")
+# The interpreter's numpy warns on the IEEE inf * 0 and overflow these inputs are about.
+IEEE_WARNINGS = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning",
+                                           "ignore:invalid value encountered:RuntimeWarning")
+EXTREMES = [-INF, INF, NAN, -1e20, -1000.0, -100.0, -50.0, -40.0, -20.0, -5.0, -0.6, -0.5,
+            -1e-3, -1e-30, -0.0, 0.0, 1e-30, 1e-3, 0.5, 0.6, 5.0, 20.0, 40.0, 50.0, 100.0,
+            1000.0, 1e20]
+
+
+def float64_truth(op, x):
+    """torch in float64 on x's values, as (y, dy/dx), rounded to x's dtype. Where torch's
+    own lower-precision CPU kernels overflow (gelu(inf) gives NaN in fp32/bf16; the
+    gelu_tanh gradient at |x| = 1e20 squares x to inf in fp32) float64 gives the limit."""
+    x64 = x.to(torch.float64).requires_grad_()
+    y64 = FORWARD[op](x64)
+    (grad64,) = torch.autograd.grad(y64.sum(), x64)
+    return y64.detach().to(x.dtype), grad64.to(x.dtype)
+
+
+@IEEE_WARNINGS
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("op", ACTIVATIONS)
+def test_large_magnitudes_infinities_and_nan(op, dtype):
+    x = torch.tensor(EXTREMES, device=DEVICE).to(dtype)
+    y = activation_fwd(x, op)
+    expected_y, expected_grad = float64_truth(op, x)
+    assert_close(y, expected_y, dtype=dtype)
+    grad = activation_bwd(torch.ones_like(x), y if SAVES_OUTPUT[op] else x, op)
+    assert_close(grad, expected_grad, dtype=dtype, name="grad")
+    # no NaN from overflow: NaN only where torch float64 has one (NaN input; +-inf for gelu
+    # and silu, whose x * 0 is NaN in torch too)
+    finite = x.isfinite()
+    assert not y[finite].isnan().any() and not grad[finite].isnan().any()
+
+
+def test_float64_computes_in_float64():
+    """The gradcheck path: fp64 in, fp64 math (no fp32 tanh series), fp64 out."""
+    x = (torch.randn(7, 33, device=DEVICE) * 3.0).double().T
+    grad_y = torch.randn(x.shape, device=DEVICE).double()
+    for op in ACTIVATIONS:
+        y = activation_fwd(x, op)
+        assert y.dtype == torch.float64
+        assert_close(y, FORWARD[op](x), dtype=torch.float64, name=op)
+        saved = y if SAVES_OUTPUT[op] else x
+        assert_close(activation_bwd(grad_y, saved, op), BACKWARD[op](grad_y, saved),
+                     dtype=torch.float64, name=f"{op} grad")
+
+
+@IEEE_WARNINGS
+def test_torch_float32_agrees_away_from_its_overflows():
+    """The float64 truth above is torch's own float32 result too, except at the two points
+    where torch's float32 CPU kernels overflow to NaN and we give the limit."""
+    x = torch.tensor(EXTREMES, device=DEVICE)
+    for op in ACTIVATIONS:
+        expected, ours = FORWARD[op](x), activation_fwd(x, op)
+        known = (x == INF) if op == "gelu" else torch.zeros_like(x, dtype=torch.bool)
+        assert_close(ours[~known], expected[~known], dtype=torch.float32, name=op)
+        assert expected[known].isnan().all() and (ours[known] == INF).all()
+    x_grad = x.clone().requires_grad_()
+    (torch_grad,) = torch.autograd.grad(F.gelu(x_grad, approximate="tanh").sum(), x_grad)
+    ours = activation_bwd(torch.ones_like(x), x, "gelu_tanh")
+    big = x.abs() == 1e20
+    assert torch_grad[big].isnan().all() and ours[big].tolist() == [0.0, 1.0]
+    assert_close(ours[~big], torch_grad[~big], dtype=torch.float32, name="gelu_tanh grad")
+
+
+@IEEE_WARNINGS
+def test_nan_gradient_and_signed_zero_like_torch():
+    x = torch.tensor([-30.0, -1.0, 0.0, 2.0, 30.0, -0.0], device=DEVICE)
+    grad_y = torch.tensor([NAN, 1.0, NAN, NAN, NAN, 1.0], device=DEVICE)
+    for op in ACTIVATIONS:
+        y = activation_fwd(x, op)
+        saved = y if SAVES_OUTPUT[op] else x
+        got, want = activation_bwd(grad_y, saved, op), BACKWARD[op](grad_y, saved)
+        assert torch.equal(got.isnan(), want.isnan()), op
+        # tanh(-0) = -0 and gelu(-0) = -0 as torch; sigmoid(-0) = 0.5
+        assert torch.equal(y[-1:].signbit(), FORWARD[op](x[-1:]).signbit()), op
+
+
+def test_tanh_small_arguments_keep_relative_accuracy():
+    """The Taylor branch (|x| < 0.55): tanh(x) / x stays right where 1 - e^-2|x| cancels."""
+    x = torch.tensor([1e-30, -1e-8, 1e-4, -3e-3, 0.1, -0.3, 0.5499, 0.55, -0.5501], device=DEVICE)
+    expected = torch.tanh(x.double())
+    got = activation_fwd(x, "tanh").double()
+    assert ((got - expected).abs() <= 2 * torch.finfo(torch.float32).eps * expected.abs()).all()
+
+
+def test_bad_inputs():
+    x = torch.randn(3, 4, device=DEVICE)
+    with pytest.raises(DTypeError, match="tanh: input has dtype int64"):
+        activation_fwd(x.long(), "tanh")
+    with pytest.raises(DeviceError, match="gelu: .*meta"):
+        activation_fwd(torch.empty(3, 4, device="meta"), "gelu")
+    with pytest.raises(ShapeError, match=r"silu_backward.*\(4, 3\).*input.*\(3, 4\)"):
+        activation_bwd(torch.randn(4, 3, device=DEVICE), x, "silu")
+    with pytest.raises(DTypeError, match="sigmoid_backward.*float16 != float32"):
+        activation_bwd(x.half(), x, "sigmoid")
+    with pytest.raises(DeviceError, match="tanh_backward.*output.*meta"):
+        activation_bwd(x, torch.empty(3, 4, device="meta"), "tanh")
+    with pytest.raises(ValueError, match="unknown op 'relu6'"):
+        activation_fwd(x, "relu6")
