@@ -1,5 +1,6 @@
-"""Sum and mean over any set of dims, the backward of broadcasting (sum_to_shape), and
-argmax.
+"""Sum and mean over any set of dims, the backward of broadcasting (sum_to_shape), and the
+max / min family (max and min with or without a dim, amax, amin, argmax, argmin) with its
+backward.
 
 A reduction is seen as a 2-D problem: the kept dims are rows, the reduced dims are
 columns. When each group merges into a single strided dim (true for contiguous
@@ -15,6 +16,8 @@ programs writing fp32 partials, and a second launch of the same kernel sums thos
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import triton
 import triton.language as tl
@@ -24,6 +27,7 @@ from ._checks import (
     INTEGER_DTYPES,
     OutOfRangeError,
     ShapeError,
+    check_same_device,
     check_tensor,
 )
 from ._common import cast_to
@@ -38,6 +42,9 @@ MIN_ITERS_PER_SPLIT = 4  # split columns only while each program still loops thi
 # argmax keeps a value, an int64 index and masks per element: a 4096 tile of int64 spilled
 # registers in the sm_90 build (255 registers, 100 B of spills); 1024 does not
 ARGMAX_TILE = 1024
+# the max/min backward keeps x, the ties and a per-row share live: a 4096 tile of 256 rows
+# spilled in the sm_90 build (255 registers, 352 B of spills); 2048 does not (206 at most)
+MINMAX_BWD_TILE = 2048
 
 
 @triton.jit
@@ -82,51 +89,140 @@ def sum_kernel(
 
 
 @triton.jit
-def argmax_kernel(
-    out_ptr, x_ptr, n_rows, n_cols, stride_xr, stride_xc,
+def minmax_kernel(
+    idx_ptr, val_ptr, x_ptr, n_rows, n_cols, stride_xr, stride_xc,
+    IS_MIN: tl.constexpr, WRITE_INDEX: tl.constexpr, WRITE_VALUE: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
-    """out[r] = the first column c of row r holding its maximum, as torch.argmax: a NaN
-    counts as larger than everything (the first NaN wins), and ties go to the first.
+    """For each row r, the first column c holding the row's maximum (IS_MIN: minimum), as
+    torch's argmax / max(dim) on the CPU: a NaN wins over every number (the first NaN), and
+    ties go to the first column. Writes that index and/or the element x[r, c] itself.
 
-    out_ptr: (n_rows,) int64. x_ptr: (n_rows, n_cols >= 1), strides (stride_xr, stride_xc),
-    any float or integer dtype.
-    Per tile: the first NaN column if any, else the first column equal to the tile's max
-    (NaN lanes excluded); a later tile replaces the running answer only with a NaN (when
-    none was seen) or a strictly larger max, so the first occurrence is kept.
+    idx_ptr: (n_rows,) int64, written when WRITE_INDEX.
+    val_ptr: (n_rows,) x's dtype, written when WRITE_VALUE: x[r, idx[r]] exactly as stored
+        (NaN where a NaN won), so max, amax and friends need no cast.
+    x_ptr: (n_rows, n_cols >= 1), strides (stride_xr, stride_xc), any float, integer or
+        bool dtype. An unused output pointer may be any tensor; it is never touched.
+    Per tile: the first NaN column if any, else the first column equal to the tile's
+    extreme (NaN lanes excluded); a later tile replaces the running answer only with a NaN
+    (when none was seen) or a strictly better extreme, so the first occurrence is kept.
     """
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < n_rows
     row_ptrs = x_ptr + rows[:, None] * stride_xr
-    # compared exactly: halves in fp32, fp32/fp64 as they are, integers in int64
+    # compared exactly: halves in fp32, fp32/fp64 as they are, integers and bools in int64;
+    # masked and NaN lanes hold the identity of the reduction
     if x_ptr.dtype.element_ty.is_int():
-        best = tl.zeros([BLOCK_R], dtype=tl.int64)  # replaced by the first tile's max
-        lowest = -9223372036854775808
+        best = tl.zeros([BLOCK_R], dtype=tl.int64)  # replaced by the first tile's extreme
+        if IS_MIN:
+            identity = 9223372036854775807
+        else:
+            identity = -9223372036854775808
     else:
         best = upcast(tl.zeros([BLOCK_R], dtype=x_ptr.dtype.element_ty))
-        lowest = float("-inf")
+        if IS_MIN:
+            identity = float("inf")
+        else:
+            identity = float("-inf")
     best_idx = tl.zeros([BLOCK_R], dtype=tl.int64)
     seen_nan = tl.zeros([BLOCK_R], dtype=tl.int1)
     for start in range(0, n_cols, BLOCK_C):
         cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
         mask = row_mask[:, None] & (cols < n_cols)[None, :]
-        x = tl.load(row_ptrs + cols[None, :] * stride_xc, mask=mask).to(best.dtype)
+        x = tl.load(row_ptrs + cols[None, :] * stride_xc, mask=mask, other=0).to(best.dtype)
         is_nan = (x != x) & mask
         valid = mask & ~is_nan
         last = tl.zeros_like(cols) + n_cols  # "no such column"
         nan_idx = tl.min(tl.where(is_nan, cols[None, :], last[None, :]), axis=1)
-        tile_max = tl.max(tl.where(valid, x, lowest), axis=1)
-        at_max = valid & (x == tile_max[:, None])
-        max_idx = tl.min(tl.where(at_max, cols[None, :], last[None, :]), axis=1)
+        if IS_MIN:
+            tile_best = tl.min(tl.where(valid, x, identity), axis=1)
+            improves = tile_best < best
+        else:
+            tile_best = tl.max(tl.where(valid, x, identity), axis=1)
+            improves = tile_best > best
+        at_best = valid & (x == tile_best[:, None])
+        best_col = tl.min(tl.where(at_best, cols[None, :], last[None, :]), axis=1)
         has_nan = nan_idx < n_cols
-        has_max = max_idx < n_cols
-        better = has_max & ((start == 0) | (tile_max > best))
+        has_best = best_col < n_cols
+        better = has_best & ((start == 0) | improves)
         take = ~seen_nan & (has_nan | better)
-        best_idx = tl.where(take, tl.where(has_nan, nan_idx, max_idx), best_idx)
-        best = tl.where(~seen_nan & better, tile_max, best)
+        best_idx = tl.where(take, tl.where(has_nan, nan_idx, best_col), best_idx)
+        best = tl.where(~seen_nan & better, tile_best, best)
         seen_nan = seen_nan | has_nan
-    tl.store(out_ptr + rows, best_idx, mask=row_mask)
+    if WRITE_INDEX:
+        tl.store(idx_ptr + rows, best_idx, mask=row_mask)
+    if WRITE_VALUE:
+        # a gather of one element per row: an exact copy in x's own dtype (no cast)
+        value = tl.load(x_ptr + rows * stride_xr + best_idx * stride_xc, mask=row_mask)
+        tl.store(val_ptr + rows, value, mask=row_mask)
+
+
+# Backward of the max/min family, per row r of the (rows, columns) layout (g[r] the
+# incoming gradient of the row's result y[r]):
+#   max(dim) / min(dim) return y[r] = x[r, i_r] with i_r the returned index, so
+#       dy[r]/dx[r, c] = [c == i_r]  =>  gx[r, c] = g[r] if c == i_r else 0
+#       (torch's value_selecting_reduction_backward: the gradient goes to that index only).
+#   max() / min() over everything, and amax / amin: y[r] = x[r, c] for every tied column c,
+#       a kink where torch takes the subgradient that splits g evenly among the ties:
+#       tie[r, c] = (x[r, c] == y[r]), count[r] = sum_c tie[r, c], gx = tie * g / count.
+#       NaN results differ, following torch's two formulas:
+#       - max()/min() (evenly_distribute_backward): a NaN result ties with every NaN
+#         element, and gx = where(tie, g / count, 0);
+#       - amax/amin (scale_grad_by_count): NaN == NaN is false, so count = 0 and
+#         gx = (g / count) * tie is NaN across the whole row (g / 0 * 0).
+#   The count comes from a first pass over the row in the same program, so each backward
+#   is one launch.
+@triton.jit
+def minmax_bwd_kernel(
+    gx_ptr, g_ptr, x_ptr, ref_ptr,
+    n_rows, n_cols,
+    stride_gxr, stride_gxc, stride_gr, stride_xr, stride_xc, stride_refr,
+    MODE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    """gx of a max/min-family reduction over the columns of each row (derivation above).
+
+    gx_ptr: (n_rows, n_cols) output, strides (stride_gxr, stride_gxc), the gradient's dtype.
+    g_ptr: (n_rows,) incoming gradient, stride stride_gr (0 for a broadcast one).
+    x_ptr: (n_rows, n_cols) forward input, strides (stride_xr, stride_xc); unused in MODE 0.
+    ref_ptr: (n_rows,) stride stride_refr: MODE 0, the int64 indices max(dim) returned;
+        MODE 1 and 2, the forward result y (x's dtype).
+    MODE: 0 max(dim)/min(dim), 1 max()/min() (NaN ties NaN), 2 amax/amin.
+    """
+    pid = tl.program_id(0).to(tl.int64)
+    rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
+    row_mask = rows < n_rows
+    g = upcast(tl.load(g_ptr + rows * stride_gr, mask=row_mask, other=0.0))
+    ref = tl.load(ref_ptr + rows * stride_refr, mask=row_mask, other=0)
+    x_rows = x_ptr + rows[:, None] * stride_xr
+    if MODE != 0:
+        y = upcast(ref)[:, None]
+        ties = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)
+        for start in range(0, n_cols, BLOCK_C):
+            cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
+            mask = row_mask[:, None] & (cols < n_cols)[None, :]
+            x = upcast(tl.load(x_rows + cols[None, :] * stride_xc, mask=mask, other=0.0))
+            tie = x == y
+            if MODE == 1:
+                tie = tie | ((x != x) & (y != y))
+            ties += (tie & mask).to(tl.int32)
+        count = tl.sum(ties, axis=1).to(g.dtype)
+        share = div_rn(g, count)[:, None]  # g / 0 is +-inf or NaN, as torch's division
+    gx_rows = gx_ptr + rows[:, None] * stride_gxr
+    for start in range(0, n_cols, BLOCK_C):
+        cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
+        mask = row_mask[:, None] & (cols < n_cols)[None, :]
+        if MODE == 0:
+            gx = tl.where(cols[None, :] == ref[:, None], g[:, None], 0.0)
+        else:
+            x = upcast(tl.load(x_rows + cols[None, :] * stride_xc, mask=mask, other=0.0))
+            tie = x == y
+            if MODE == 1:
+                gx = tl.where(tie | ((x != x) & (y != y)), share, 0.0)
+            else:
+                gx = share * tie.to(share.dtype)
+        tl.store(gx_rows + cols[None, :] * stride_gxc, cast_to(gx, gx_ptr.dtype.element_ty),
+                 mask=mask)
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -261,34 +357,214 @@ def rows_and_columns(x: torch.Tensor, kept: list[int], reduced: list[int]) -> tu
     return x, n_rows, n_cols, stride_r, stride_c
 
 
+# ----------------------------------------------------------------------------- max / min
+
+MINMAX_DTYPES = FLOAT_DTYPES + INTEGER_DTYPES + (torch.bool,)
+ARG_DTYPES = FLOAT_DTYPES + INTEGER_DTYPES  # torch's argmax / argmin refuse bool input
+BWD_MODES = {"index": 0, "even": 1, "amax": 2}  # minmax_bwd_kernel's MODE
+
+
+def _single_dim(op: str, dim) -> int:
+    """dim as an int: max(dim), min(dim), argmax and argmin take one dim, not a tuple."""
+    try:
+        return operator.index(dim)
+    except TypeError:
+        raise TypeError(f"{op}(): dim must be an int, got {dim!r}") from None
+
+
+def _reduction_dims(op: str, shape, dims, keepdim: bool) -> tuple[list, list, list]:
+    """(reduced, kept, out_shape) of a reduction of ``shape`` over ``dims`` (None or ():
+    every dim; a 0-d tensor takes dim 0 or -1 and reduces nothing)."""
+    shape = list(shape)
+    reduced = _normalize_dims(op, dims, len(shape))
+    kept = [d for d in range(len(shape)) if d not in reduced]
+    if keepdim:
+        out_shape = [1 if d in reduced else shape[d] for d in range(len(shape))]
+    else:
+        out_shape = [shape[d] for d in kept]
+    return reduced, kept, out_shape
+
+
+def _check_nonempty(op: str, x: torch.Tensor, reduced: list, dim_given: bool) -> None:
+    """A max or min over no elements has no value: torch raises, and so do we."""
+    if x.numel() != 0:
+        return
+    if not dim_given:
+        raise ShapeError(f"{op}(): Expected reduction dim to be specified for input.numel() "
+                         f"== 0 (input shape {tuple(x.shape)}). Specify the reduction dim "
+                         "with the 'dim' argument.")
+    for d in reduced:
+        if x.shape[d] == 0:
+            raise ShapeError(f"{op}(): Expected reduction dim {d} to have non-zero size "
+                             f"(input shape {tuple(x.shape)})")
+
+
+def _minmax(x: torch.Tensor, reduced: list, kept: list, out_shape: list, is_min: bool,
+            want_values: bool, want_indices: bool) -> tuple:
+    """(values or None, indices or None) of the max (or min) of x over ``reduced``: one
+    launch, plus a copy when the kept or reduced dims do not merge into one stride."""
+    values = torch.empty(out_shape, dtype=x.dtype, device=x.device) if want_values else None
+    indices = (torch.empty(out_shape, dtype=torch.int64, device=x.device) if want_indices
+               else None)
+    out = values if want_values else indices
+    if out.numel() == 0:
+        return values, indices
+    x, n_rows, n_cols, stride_r, stride_c = rows_and_columns(x, kept, reduced)
+    block_r, block_c = _blocks(n_rows, n_cols, stride_r == 1 and stride_c != 1 and n_rows > 1,
+                               tile=ARGMAX_TILE)
+    written = (x.element_size() if want_values else 0) + (8 if want_indices else 0)
+    launch(minmax_kernel, (cdiv(n_rows, block_r),), indices if want_indices else out,
+           values if want_values else out, x, n_rows, n_cols, stride_r, stride_c,
+           IS_MIN=is_min, WRITE_INDEX=want_indices, WRITE_VALUE=want_values,
+           BLOCK_R=block_r, BLOCK_C=block_c, flops=n_rows * n_cols,
+           bytes_moved=n_rows * n_cols * x.element_size() + n_rows * written)
+    return values, indices
+
+
+def _arg_extreme(op: str, x: torch.Tensor, dim, keepdim: bool, is_min: bool) -> torch.Tensor:
+    check_tensor(op, "x", x, ARG_DTYPES)
+    dim = None if dim is None else _single_dim(op, dim)
+    reduced, kept, out_shape = _reduction_dims(op, x.shape, dim, keepdim)
+    _check_nonempty(op, x, reduced, dim is not None)
+    return _minmax(x, reduced, kept, out_shape, is_min, False, True)[1]
+
+
 def argmax(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> torch.Tensor:
     """Indices (int64) of the first maximum along ``dim``, or of the flattened tensor when
     dim is None, as torch.argmax (a NaN is the maximum). One launch (plus a copy when the
     kept dims do not merge into one stride)."""
-    op = "argmax"
-    check_tensor(op, "x", x, FLOAT_DTYPES + INTEGER_DTYPES)
-    if dim is None:
-        reduced, kept = list(range(x.dim())), []
-        out_shape = [1] * x.dim() if keepdim else []
+    return _arg_extreme("argmax", x, dim, keepdim, False)
+
+
+def argmin(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> torch.Tensor:
+    """Indices (int64) of the first minimum, as torch.argmin (a NaN is the minimum)."""
+    return _arg_extreme("argmin", x, dim, keepdim, True)
+
+
+def max_dim(x: torch.Tensor, dim: int, keepdim: bool = False,
+            is_min: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, indices) of torch.max(x, dim) (is_min: torch.min): the first maximum of
+    each slice along ``dim`` and its int64 index, in one launch; a NaN wins (the first
+    one), ties go to the first index, as torch on the CPU. Integers and bools exact."""
+    op = "min" if is_min else "max"
+    check_tensor(op, "x", x, MINMAX_DTYPES)
+    dim = _single_dim(op, dim)
+    reduced, kept, out_shape = _reduction_dims(op, x.shape, dim, keepdim)
+    _check_nonempty(op, x, reduced, True)
+    return _minmax(x, reduced, kept, out_shape, is_min, True, True)
+
+
+def amax(x: torch.Tensor, dims: int | tuple[int, ...] | list[int] | None = None,
+         keepdim: bool = False, is_min: bool = False, op: str | None = None) -> torch.Tensor:
+    """torch.amax(x, dims, keepdim) (is_min: amin) over an int or tuple of dims (None or
+    (): every dim), in x's dtype; NaN propagates. With dims None it is also x.max() and
+    x.min(), which ``op`` names in error messages. One launch (plus a copy when the dims
+    interleave)."""
+    op = op or ("amin" if is_min else "amax")
+    check_tensor(op, "x", x, MINMAX_DTYPES)
+    reduced, kept, out_shape = _reduction_dims(op, x.shape, dims, keepdim)
+    dim_given = dims is not None and (not isinstance(dims, (tuple, list)) or len(dims) > 0)
+    _check_nonempty(op, x, reduced, dim_given)
+    return _minmax(x, reduced, kept, out_shape, is_min, True, False)[0]
+
+
+def _row_view(t: torch.Tensor, kept_sizes: list, kept_dims: list) -> tuple[torch.Tensor, int]:
+    """(t, stride) with t's dims ``kept_dims`` walked as one strided dim of the kept sizes;
+    a copy (one launch) when they do not merge, e.g. a gradient broadcast along one dim."""
+    stride = _single_stride(kept_sizes, [t.stride(d) for d in kept_dims])
+    if stride is None:
+        t = copy(t)
+        stride = _single_stride(kept_sizes, [t.stride(d) for d in kept_dims])
+    return t, stride
+
+
+def _check_result(op: str, name: str, t: torch.Tensor, out_shape: list,
+                  dtype: torch.dtype) -> None:
+    check_tensor(op, name, t, (dtype,))
+    if list(t.shape) != out_shape:
+        raise ShapeError(f"{op}: {name} has shape {tuple(t.shape)}, but the reduction's "
+                         f"result has shape {tuple(out_shape)}")
+
+
+def _minmax_bwd(op: str, mode: str, grad: torch.Tensor, x: torch.Tensor | None,
+                ref: torch.Tensor, input_shape, dims, keepdim: bool) -> torch.Tensor:
+    """Checks, then one minmax_bwd_kernel launch (mode: a BWD_MODES key; ref: the indices
+    for "index", else the forward result), plus a copy of x, grad or ref only where their
+    kept or reduced dims do not merge into one stride."""
+    input_shape = list(input_shape)
+    reduced, kept, out_shape = _reduction_dims(op, input_shape, dims, keepdim)
+    check_tensor(op, "grad", grad, FLOAT_DTYPES)
+    _check_result(op, "grad", grad, out_shape, grad.dtype)
+    if mode == "index":
+        _check_result(op, "indices", ref, out_shape, torch.int64)
+        check_same_device(op, grad=grad, indices=ref)
     else:
-        (d,) = _normalize_dims(op, dim, x.dim()) or [0]  # a 0-d tensor: dim 0
-        reduced, kept = [d] if x.dim() else [], [k for k in range(x.dim()) if k != d]
-        out_shape = [1 if k == d else x.shape[k] for k in range(x.dim())] if keepdim \
-            else [x.shape[k] for k in kept]
-    if x.numel() == 0 and (dim is None or not x.dim() or x.shape[reduced[0]] == 0):
-        where = "" if dim is None else f" dim {reduced[0] if reduced else 0}"
-        raise ShapeError(f"{op}(): Expected reduction{where} to have non-zero size "
-                         f"(input shape {tuple(x.shape)})")
-    out = torch.empty(out_shape, dtype=torch.int64, device=x.device)
-    if out.numel() == 0:
-        return out
-    x, n_rows, n_cols, stride_r, stride_c = rows_and_columns(x, kept, reduced)
-    block_r, block_c = _blocks(n_rows, n_cols, stride_r == 1 and stride_c != 1 and n_rows > 1,
-                               tile=ARGMAX_TILE)
-    launch(argmax_kernel, (cdiv(n_rows, block_r),), out, x, n_rows, n_cols, stride_r, stride_c,
-           BLOCK_R=block_r, BLOCK_C=block_c, flops=n_rows * n_cols,
-           bytes_moved=n_rows * n_cols * x.element_size() + n_rows * 8)
-    return out
+        check_tensor(op, "x", x, (grad.dtype,))
+        if list(x.shape) != input_shape:
+            raise ShapeError(f"{op}: x has shape {tuple(x.shape)}, expected "
+                             f"{tuple(input_shape)}")
+        _check_result(op, "result", ref, out_shape, grad.dtype)
+        check_same_device(op, grad=grad, x=x, result=ref)
+    gx = torch.empty(input_shape, dtype=grad.dtype, device=grad.device)
+    if gx.numel() == 0:
+        return gx
+    kept_sizes = [input_shape[d] for d in kept]
+    n_rows, n_cols = 1, 1
+    for d in kept:
+        n_rows *= input_shape[d]
+    for d in reduced:
+        n_cols *= input_shape[d]
+    target = gx
+    stride_gxr = _single_stride(kept_sizes, [gx.stride(d) for d in kept])
+    stride_gxc = _single_stride([input_shape[d] for d in reduced], [gx.stride(d) for d in reduced])
+    if stride_gxr is None or stride_gxc is None:
+        # Reduced dims interleave with kept ones (say dim 1 of a 3-D tensor): write the
+        # gradient as (kept..., reduced...) contiguously and hand out that buffer permuted
+        # back to the input's dim order, a view with other strides, as a permute's
+        # gradient is (no extra launch).
+        order = kept + reduced
+        target = torch.empty([input_shape[d] for d in order], dtype=grad.dtype,
+                             device=grad.device)
+        gx = target.permute(*sorted(range(len(order)), key=order.__getitem__))
+        stride_gxr, stride_gxc = n_cols, 1
+    result_dims = kept if keepdim else list(range(len(kept)))
+    grad, stride_g = _row_view(grad, kept_sizes, result_dims)
+    ref, stride_ref = _row_view(ref, kept_sizes, result_dims)
+    if mode == "index":
+        x, stride_xr, stride_xc = target, 0, 0  # unread
+        rows_contiguous = stride_gxr == 1 and stride_gxc != 1 and n_rows > 1
+        flops, read_bytes = n_rows * n_cols, 0
+    else:
+        x, _, _, stride_xr, stride_xc = rows_and_columns(x, kept, reduced)
+        rows_contiguous = stride_xr == 1 and stride_xc != 1 and n_rows > 1
+        flops, read_bytes = 3 * n_rows * n_cols, 2 * n_rows * n_cols * x.element_size()
+    block_r, block_c = _blocks(n_rows, n_cols, rows_contiguous, tile=MINMAX_BWD_TILE)
+    launch(minmax_bwd_kernel, (cdiv(n_rows, block_r),), target, grad, x, ref, n_rows, n_cols,
+           stride_gxr, stride_gxc, stride_g, stride_xr, stride_xc, stride_ref,
+           MODE=BWD_MODES[mode], BLOCK_R=block_r, BLOCK_C=block_c, flops=flops,
+           bytes_moved=read_bytes + n_rows * (grad.element_size() + ref.element_size())
+           + n_rows * n_cols * gx.element_size())
+    return gx
+
+
+def max_dim_bwd(grad: torch.Tensor, indices: torch.Tensor, input_shape, dim: int,
+                keepdim: bool) -> torch.Tensor:
+    """Gradient of x for (values, indices) = max(x, dim) or min(x, dim): ``grad`` (the
+    values' gradient) goes to the returned index of each slice, zeros elsewhere. One
+    launch, which never reads x."""
+    dim = _single_dim("max_dim_bwd", dim)
+    return _minmax_bwd("max_dim_bwd", "index", grad, None, indices, input_shape, dim, keepdim)
+
+
+def amax_bwd(grad: torch.Tensor, x: torch.Tensor, result: torch.Tensor, dims,
+             keepdim: bool, nan_ties: bool = False) -> torch.Tensor:
+    """Gradient of x for result = amax(x, dims, keepdim) (or amin): ``grad`` split evenly
+    among the elements equal to their slice's result. nan_ties: the rule of x.max() and
+    x.min() without a dim, where a NaN result ties with every NaN; without it (amax, amin)
+    a NaN result makes its slice's gradient NaN, as torch. One launch."""
+    check_tensor("amax_bwd", "x", x, FLOAT_DTYPES)
+    return _minmax_bwd("amax_bwd", "even" if nan_ties else "amax", grad, x, result, x.shape,
+                       dims, keepdim)
 
 
 def sum_to_shape(grad: torch.Tensor, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
@@ -324,12 +600,35 @@ def _specs() -> list[CompileSpec]:
                "BLOCK_R": "constexpr", "BLOCK_C": "constexpr"}
         specs.append(CompileSpec(sum_kernel, sig, {"BLOCK_R": block_r, "BLOCK_C": block_c},
                                  f"{x_t}->{out_t}-{block_r}x{block_c}"))
-    for x_t, block_r, block_c in [("fp32", 1, ARGMAX_TILE), ("bf16", 16, 64), ("i64", 64, 16)]:
-        sig = {"out_ptr": "*i64", "x_ptr": "*" + x_t, "n_rows": "i64", "n_cols": "i64",
-               "stride_xr": "i64", "stride_xc": "i64", "BLOCK_R": "constexpr",
+    # (x dtype, IS_MIN, WRITE_INDEX, WRITE_VALUE, BLOCK_R, BLOCK_C): argmax, argmin, max(dim),
+    # amax, on floats, integers and bools
+    for x_t, is_min, write_index, write_value, block_r, block_c in [
+            ("fp32", False, True, False, 1, ARGMAX_TILE), ("bf16", True, True, False, 16, 64),
+            ("i64", False, True, False, 64, 16), ("fp16", True, True, True, 4, 256),
+            ("fp32", False, False, True, 256, 4), ("i1", False, True, True, 1, ARGMAX_TILE),
+            ("u8", True, False, True, 16, 64), ("fp64", False, True, True, 1, ARGMAX_TILE)]:
+        sig = {"idx_ptr": "*i64", "val_ptr": "*" + x_t, "x_ptr": "*" + x_t, "n_rows": "i64",
+               "n_cols": "i64", "stride_xr": "i64", "stride_xc": "i64", "IS_MIN": "constexpr",
+               "WRITE_INDEX": "constexpr", "WRITE_VALUE": "constexpr", "BLOCK_R": "constexpr",
                "BLOCK_C": "constexpr"}
-        specs.append(CompileSpec(argmax_kernel, sig, {"BLOCK_R": block_r, "BLOCK_C": block_c},
-                                 f"{x_t}-{block_r}x{block_c}"))
+        constexprs = {"IS_MIN": is_min, "WRITE_INDEX": write_index, "WRITE_VALUE": write_value,
+                      "BLOCK_R": block_r, "BLOCK_C": block_c}
+        specs.append(CompileSpec(minmax_kernel, sig, constexprs,
+                                 f"{x_t}-{'min' if is_min else 'max'}-index{int(write_index)}"
+                                 f"-value{int(write_value)}-{block_r}x{block_c}"))
+    # (dtype, MODE, BLOCK_R, BLOCK_C): each mode, rows along or across memory
+    for t, mode, block_r, block_c in [("fp32", 0, 1, MINMAX_BWD_TILE), ("bf16", 0, 256, 8),
+                                      ("fp32", 1, 1, MINMAX_BWD_TILE), ("fp16", 1, 8, 256),
+                                      ("fp32", 2, 256, 8), ("bf16", 2, 1, MINMAX_BWD_TILE),
+                                      ("fp64", 2, 4, 512)]:
+        sig = {"gx_ptr": "*" + t, "g_ptr": "*" + t, "x_ptr": "*" + t,
+               "ref_ptr": "*i64" if mode == 0 else "*" + t, "n_rows": "i64", "n_cols": "i64",
+               "stride_gxr": "i64", "stride_gxc": "i64", "stride_gr": "i64",
+               "stride_xr": "i64", "stride_xc": "i64", "stride_refr": "i64",
+               "MODE": "constexpr", "BLOCK_R": "constexpr", "BLOCK_C": "constexpr"}
+        specs.append(CompileSpec(minmax_bwd_kernel, sig,
+                                 {"MODE": mode, "BLOCK_R": block_r, "BLOCK_C": block_c},
+                                 f"{t}-mode{mode}-{block_r}x{block_c}"))
     return specs
 
 

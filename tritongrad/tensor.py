@@ -574,6 +574,21 @@ class Tensor:
     def mean(self, dim=None, keepdim: bool = False):
         return _reduction.mean(self, dim, keepdim)
 
+    def max(self, dim: int | None = None, keepdim: bool = False):
+        return _reduction.max(self, dim, keepdim)
+
+    def min(self, dim: int | None = None, keepdim: bool = False):
+        return _reduction.min(self, dim, keepdim)
+
+    def amax(self, dim=(), keepdim: bool = False):
+        return _reduction.amax(self, dim, keepdim)
+
+    def amin(self, dim=(), keepdim: bool = False):
+        return _reduction.amin(self, dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False):
+        return _reduction.argmin(self, dim, keepdim)
+
     # --- views ------------------------------------------------------------------------
     def reshape(self, *shape):
         return _views.reshape(self, _views.shape_arg(shape))

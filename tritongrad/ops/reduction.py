@@ -1,6 +1,14 @@
-"""sum and mean over all elements or given dims, with keepdim."""
+"""sum and mean over all elements or given dims, with keepdim; the max / min family (max and
+min with or without a dim, amax, amin) with torch's gradients, and argmin. The backward
+derivations sit above the kernels in ``tritongrad/kernels/reduction.py``.
+
+This module defines ``sum``, ``max`` and ``min``, so Python's builtins of those names are
+not used in it.
+"""
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 from ..autograd.function import Function
 from ..kernels import copy as copy_kernels
@@ -14,7 +22,7 @@ def _dims(x: Tensor, dim) -> tuple | None:
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    ndim = max(x.ndim, 1)
+    ndim = x.ndim or 1  # a 0-d tensor takes dim 0 or -1
     for d in dims:
         if not -ndim <= d < ndim:
             raise OutOfRangeError(
@@ -84,3 +92,114 @@ def sum(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 def mean(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return Mean.apply(x, _dims(x, dim), keepdim)
+
+
+# --- max / min -------------------------------------------------------------------------------
+
+# What max(dim) and min(dim) return, as torch.return_types.max / .min: a tuple that unpacks
+# as (values, indices) and names its fields.
+max_result = namedtuple("max", ["values", "indices"])
+min_result = namedtuple("min", ["values", "indices"])
+
+
+class MaxDim(Function):
+    """(values, indices) = max(x, dim) (or min): values[r] = x[r, indices[r]], so the
+    gradient reaches the returned index only: gx = zeros with g scattered at the indices."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int, keepdim: bool, is_min: bool):
+        values, indices = red.max_dim(x._data, dim, keepdim, is_min)
+        indices = Tensor._wrap(indices)
+        ctx.save_for_backward(indices)  # as torch: changing them in place fails backward
+        ctx.input_shape, ctx.dim, ctx.keepdim = tuple(x.shape), dim, keepdim
+        ctx.set_materialize_grads(False)  # the int64 indices never get a gradient
+        return Tensor._wrap(values), indices
+
+    @staticmethod
+    def backward(ctx, grad_values: Tensor | None, grad_indices=None):
+        (indices,) = ctx.saved_tensors
+        if grad_values is None or not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        grad_x = red.max_dim_bwd(grad_values._data, indices._data, ctx.input_shape, ctx.dim,
+                                 ctx.keepdim)
+        return Tensor._wrap(grad_x), None, None, None
+
+
+class AMax(Function):
+    """y = amax(x, dims) (or amin): the gradient is split evenly among the elements equal
+    to their slice's result, g / count at each; a NaN result makes its slice's gradient
+    NaN, as torch."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dims, keepdim: bool, is_min: bool) -> Tensor:
+        y = Tensor._wrap(red.amax(x._data, dims, keepdim, is_min))
+        ctx.save_for_backward(x, y)
+        ctx.dims, ctx.keepdim = dims, keepdim
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, y = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None
+        grad_x = red.amax_bwd(grad._data, x._data, y._data, ctx.dims, ctx.keepdim)
+        return Tensor._wrap(grad_x), None, None, None
+
+
+class MaxAll(Function):
+    """y = x.max() (or x.min()), over every element: the gradient is split evenly among
+    the elements equal to y, and a NaN result is shared by every NaN element, as torch."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, is_min: bool) -> Tensor:
+        y = Tensor._wrap(red.amax(x._data, None, False, is_min, op="min" if is_min else "max"))
+        ctx.save_for_backward(x, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, y = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        grad_x = red.amax_bwd(grad._data, x._data, y._data, None, False, nan_ties=True)
+        return Tensor._wrap(grad_x), None
+
+
+def _max_or_min(x: Tensor, dim, keepdim: bool, is_min: bool):
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{'min' if is_min else 'max'}(): keepdim needs a dim")
+        return MaxAll.apply(x, is_min)
+    values, indices = MaxDim.apply(x, dim, bool(keepdim), is_min)
+    return (min_result if is_min else max_result)(values, indices)
+
+
+def max(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
+    """x.max(): the largest element, 0-d (NaN if any). x.max(dim, keepdim): the named
+    tuple (values, indices) of the first maximum along dim, as torch.max."""
+    return _max_or_min(x, dim, keepdim, False)
+
+
+def min(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
+    """x.min(), or (values, indices) = x.min(dim, keepdim), as torch.min."""
+    return _max_or_min(x, dim, keepdim, True)
+
+
+def _dims_arg(dim):
+    return tuple(dim) if isinstance(dim, (tuple, list)) else dim
+
+
+def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """The maximum over ``dim`` (an int or a tuple; (): every dim), as torch.amax."""
+    return AMax.apply(x, _dims_arg(dim), bool(keepdim), False)
+
+
+def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
+    """The minimum over ``dim`` (an int or a tuple; (): every dim), as torch.amin."""
+    return AMax.apply(x, _dims_arg(dim), bool(keepdim), True)
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index (int64) of the first minimum along ``dim``, or of the flattened tensor when
+    dim is None; a NaN counts as the minimum, as in torch. No gradient."""
+    return Tensor._wrap(red.argmin(x._data, dim, keepdim))

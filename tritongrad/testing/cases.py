@@ -355,6 +355,62 @@ def _norm_cases() -> list:
     ]
 
 
+def distinct(g: torch.Generator, shape: tuple) -> torch.Tensor:
+    """Pairwise different values, exact in every dtype: k / 8 for a permutation of the
+    integers k in [-n/2, n/2), n <= 256 (bf16 holds integers up to 256 exactly). max/min
+    inputs drawn so have no ties, so the index torch picks on any device is the only one."""
+    n = torch.Size(shape).numel()
+    return ((torch.randperm(n, generator=g, device="cpu").float() - n // 2) / 8).reshape(shape)
+
+
+def _reduction_cases() -> list:
+    from ..ops import reduction as red
+
+    def x_arg(s, g):
+        """distinct values; ties=True: few levels, many ties; nan=True: a NaN in row 1
+        (two in max()/min(), which split the gradient between them)."""
+        shape = s.shapes[0]
+        if s.option("layout") == "T":
+            x = distinct(g, tuple(reversed(shape))).T
+        elif s.option("ties"):
+            x = torch.randint(-2, 3, shape, generator=g, device="cpu").float()
+        else:
+            x = distinct(g, shape)
+        nans = s.option("nan", 0)
+        if nans:
+            x = x.clone()
+            x.view(-1)[shape[-1] + 2] = float("nan")
+            if nans > 1:
+                x.view(-1)[-1] = float("nan")
+        return x
+
+    dim_specs = (spec((7, 13), dim=1, keepdim=False), spec((3, 7, 5), dim=1, keepdim=True),
+                 spec((13, 7), layout="T", dim=0, keepdim=False),
+                 spec((3, 7, 5), dim=-1, keepdim=False, nan=1))
+    amax_specs = (spec((3, 7, 5), dims=(0, 2), keepdim=False),
+                  spec((7, 13), dims=1, keepdim=True),
+                  spec((13, 7), layout="T", dims=(), keepdim=False),
+                  spec((7, 13), dims=1, keepdim=False, ties=True),
+                  spec((7, 13), dims=0, keepdim=False, nan=1))
+    all_specs = (spec((7, 13)), spec((13, 7), layout="T"), spec((7, 13), ties=True),
+                 spec((7, 13), nan=2))
+    cases = []
+    for suffix, is_min in (("max", False), ("min", True)):
+        cases += [
+            ParityCase(f"{suffix}_dim", red.MaxDim,
+                       lambda s, d, g, _m=is_min: (x_arg(s, g), s.option("dim"),
+                                                   s.option("keepdim"), _m),
+                       dim_specs, gradcheck_spec=spec((3, 4), dim=1, keepdim=False)),
+            ParityCase(f"a{suffix}", red.AMax,
+                       lambda s, d, g, _m=is_min: (x_arg(s, g), s.option("dims"),
+                                                   s.option("keepdim"), _m),
+                       amax_specs, gradcheck_spec=spec((2, 3, 2), dims=(0, 2), keepdim=False)),
+            ParityCase(suffix, red.MaxAll, lambda s, d, g, _m=is_min: (x_arg(s, g), _m),
+                       all_specs, gradcheck_spec=spec((3, 4))),
+        ]
+    return cases
+
+
 def _nn_cases() -> list:
     from .ref_nn import nn_cases
 
@@ -362,7 +418,7 @@ def _nn_cases() -> list:
 
 
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _loss_cases, _norm_cases,
-                     _nn_cases)
+                     _reduction_cases, _nn_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 
