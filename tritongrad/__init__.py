@@ -47,6 +47,8 @@ from .ops.matmul import matmul  # noqa: E402,F401
 from .ops.comparison import argmax  # noqa: E402,F401
 from .ops.activation import relu, sigmoid, tanh  # noqa: E402,F401
 from .ops.norm import norm  # noqa: E402,F401
+from .ops.join import cat, stack  # noqa: E402,F401
+from .ops.select import clamp, clip, where  # noqa: E402,F401
 from . import backends, nn, optim, profiler  # noqa: E402,F401
 from .graphs import compile_step  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401

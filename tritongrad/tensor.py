@@ -630,6 +630,24 @@ class Tensor:
     def __getitem__(self, index):
         return _views.getitem(self, index)
 
+    # --- selection ----------------------------------------------------------------------
+    def clamp(self, min=None, max=None):
+        from .ops.select import clamp
+
+        return clamp(self, min, max)
+
+    clip = clamp
+
+    def clamp_(self, min=None, max=None):
+        from .ops.select import clamp_
+
+        return clamp_(self, min, max)
+
+    def masked_fill(self, mask, value):
+        from .ops.select import masked_fill
+
+        return masked_fill(self, mask, value)
+
 
 def _check_target_device(device) -> None:
     target = torch.device(device)

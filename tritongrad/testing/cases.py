@@ -417,8 +417,63 @@ def _nn_cases() -> list:
     return nn_cases()
 
 
+def _join_select_cases() -> list:
+    """cat, stack, where, masked_fill and clamp."""
+    from ..ops import join, select
+
+    def tensors(s, g):
+        """One tensor per shape; layout="T": the first is a view with its dims reversed."""
+        shape = s.shapes[0]
+        if s.option("layout") == "T":
+            first = randn(g, tuple(reversed(shape))).permute(*reversed(range(len(shape))))
+        else:
+            first = randn(g, shape)
+        return (first,) + tuple(randn(g, shape) for shape in s.shapes[1:])
+
+    def condition(g, shape):
+        return torch.rand(shape, generator=g, device="cpu") < 0.5
+
+    def where_args(s, d, g):
+        # shapes: condition, input, other; other=<number>: other is that Python number
+        a = _transposed(g, s.shapes[1]) if s.option("layout") == "T" else randn(g, s.shapes[1])
+        other = s.option("other")
+        return condition(g, s.shapes[0]), a, randn(g, s.shapes[2]) if other is None else other
+
+    def masked_fill_args(s, d, g):
+        # value: a Python number, or "tensor": a 0-d tensor that gets a gradient too
+        value = s.option("value")
+        x, mask = randn(g, s.shapes[0]), condition(g, s.shapes[1])
+        return x, mask, randn(g, ()) if value == "tensor" else value
+
+    def clamp_args(s, d, g):
+        x = _transposed(g, s.shapes[0]) if s.option("layout") == "T" else randn(g, s.shapes[0])
+        return x, s.option("min"), s.option("max")
+
+    return [
+        ParityCase("cat", join.Cat, lambda s, d, g: (s.option("dim"),) + tensors(s, g),
+                   (spec((3, 5), (4, 5), (1, 5), dim=0), spec((7, 2), (7, 5), dim=-1, layout="T"),
+                    spec((2, 3, 4), (2, 1, 4), dim=1)),
+                   gradcheck_spec=spec((2, 3), (1, 3), dim=0)),
+        ParityCase("stack", join.Stack, lambda s, d, g: (s.option("dim"),) + tensors(s, g),
+                   (spec((3, 5), (3, 5), (3, 5), dim=1),
+                    spec((2, 3, 4), (2, 3, 4), dim=-1, layout="T")),
+                   gradcheck_spec=spec((2, 3), (2, 3), dim=0)),
+        ParityCase("where", select.Where, where_args,
+                   (spec((7, 13), (7, 13), (7, 13)), spec((7, 1), (13,), (7, 13)),
+                    spec((13, 7), (13, 7), (), layout="T"), spec((7, 13), (7, 13), (), other=2.5)),
+                   gradcheck_spec=spec((2, 3), (3,), (2, 1))),
+        ParityCase("masked_fill", select.Where, masked_fill_args,
+                   (spec((7, 13), (7, 13), value=-1.5), spec((7, 13), (13,), value="tensor")),
+                   gradcheck_spec=spec((2, 3), (3,), value="tensor"),
+                   tg_fn=select.masked_fill, torch_fn=lambda x, mask, v: x.masked_fill(mask, v)),
+        ParityCase("clamp", select.Clamp, clamp_args,
+                   (spec((7, 13), min=-0.5, max=0.5), spec((13, 7), layout="T", min=None, max=0.3),
+                    spec((7, 13), min=0.2, max=None), spec((7, 13), min=0.5, max=-0.5))),
+    ]
+
+
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _loss_cases, _norm_cases,
-                     _reduction_cases, _nn_cases)
+                     _reduction_cases, _nn_cases, _join_select_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 
