@@ -26,6 +26,7 @@ from perf import (  # noqa: E402
     bench_clip,
     bench_cross_entropy,
     bench_elementwise,
+    bench_layer_norm,
     bench_matmul,
     bench_optim,
     bench_train_step,
@@ -43,6 +44,7 @@ BENCHMARKS = {
     "matmul": bench_matmul.run,
     "optim": bench_optim.run,
     "torch_compile": bench_train_step.run_torch_compile,
+    "layer_norm": bench_layer_norm.run,  # no target: after everything that has one
 }
 # The benchmarks with an issue target; --targets runs only their target cases.
 TARGET_BENCHMARKS = ["train_step", "matmul", "cross_entropy", "clip", "elementwise"]

@@ -7,6 +7,7 @@ from .layers import (  # noqa: F401
     Flatten,
     GELU,
     Identity,
+    LayerNorm,
     Linear,
     LogSoftmax,
     ReLU,
@@ -21,4 +22,4 @@ from .module import Module, Parameter, StateDictError  # noqa: F401
 
 __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
-           "Tanh", "Sigmoid", "GELU", "SiLU"]
+           "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm"]

@@ -1,4 +1,4 @@
-"""Layers: Linear, ReLU, Tanh, Sigmoid, GELU, SiLU, Flatten, Dropout, Identity, and
+"""Layers: Linear, LayerNorm, ReLU, Tanh, Sigmoid, GELU, SiLU, Flatten, Dropout, Identity, and
 Sequential (which fuses Linear followed by ReLU into one matmul-with-ReLU-epilogue launch)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ..kernels._checks import DeviceError, ShapeError
 from ..ops.activation import (check_gelu_approximate, gelu, log_softmax, relu, sigmoid,
                               silu, softmax, tanh)
 from ..ops.dropout import check_dropout_p, dropout
+from ..ops.layer_norm import layer_norm
 from ..ops.matmul import linear, linear_relu
 from ..tensor import Tensor
 from . import init
@@ -189,6 +190,48 @@ class Dropout(Module):
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
 
+
+class LayerNorm(Module):
+    """Normalize over the trailing ``normalized_shape`` dims, then scale and shift
+    elementwise, as ``torch.nn.LayerNorm``: parameters ``weight`` (ones) and ``bias``
+    (zeros) of shape ``normalized_shape``, so torch state dicts load one to one."""
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device=None, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        if device is not None and torch.device(device).type != DEVICE.type:
+            raise DeviceError(f"tritongrad computes on {DEVICE.type}; cannot create LayerNorm "
+                              f"on {device}")
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(s) for s in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        dtype = dtype or torch.float32
+        if elementwise_affine:
+            self.weight = Parameter(torch.empty(self.normalized_shape, dtype=dtype, device=DEVICE))
+            if bias:
+                self.bias = Parameter(torch.empty(self.normalized_shape, dtype=dtype,
+                                                  device=DEVICE))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.elementwise_affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 def _runs_plain(module: Module, cls: type) -> bool:
     """``module(x)`` would run ``cls.forward`` unchanged: no subclass override of forward or

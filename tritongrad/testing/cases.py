@@ -417,6 +417,12 @@ def _nn_cases() -> list:
     return nn_cases()
 
 
+def _layer_norm_cases() -> list:
+    from .ref_layer_norm import layer_norm_cases
+
+    return layer_norm_cases()
+
+
 def _join_select_cases() -> list:
     """cat, stack, where, masked_fill and clamp."""
     from ..ops import join, select
@@ -473,7 +479,7 @@ def _join_select_cases() -> list:
 
 
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _loss_cases, _norm_cases,
-                     _reduction_cases, _nn_cases, _join_select_cases)
+                     _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 
