@@ -106,7 +106,7 @@ def test_large_magnitudes_infinities_and_nan(op, dtype):
 
 
 def test_float64_computes_in_float64():
-    """The gradcheck path: fp64 in, fp64 math (no fp32 tanh series), fp64 out."""
+    """The gradcheck path: fp64 in, fp64 math (erf, exp and the tanh series), fp64 out."""
     x = (torch.randn(7, 33, device=DEVICE) * 3.0).double().T
     grad_y = torch.randn(x.shape, device=DEVICE).double()
     for op in ACTIVATIONS:
@@ -155,6 +155,21 @@ def test_tanh_small_arguments_keep_relative_accuracy():
     expected = torch.tanh(x.double())
     got = activation_fwd(x, "tanh").double()
     assert ((got - expected).abs() <= 2 * torch.finfo(torch.float32).eps * expected.abs()).all()
+
+
+def test_tanh_small_arguments_keep_relative_accuracy_in_float64():
+    """fp64 takes the series below |x| = 0.1: before, (1 - e^-2|x|) / (1 + e^-2|x|) gave
+    tanh(1e-17) = 0, tanh(1e-12) off by 2.2e-5 relative (the fp64 tolerance's atol hid it)."""
+    x = torch.tensor([1e-300, -1e-20, 1e-17, -1e-12, 1e-9, 1e-6, -1e-3, 0.05, 0.0999, 0.1,
+                      -0.3, 0.54, -0.0], dtype=torch.float64, device=DEVICE)
+    expected = torch.tanh(x)
+    for op, got in (("tanh", activation_fwd(x, "tanh")),
+                    ("gelu_tanh", activation_fwd(x, "gelu_tanh"))):
+        if op == "gelu_tanh":
+            expected = F.gelu(x, approximate="tanh")
+        assert ((got - expected).abs() <= 4 * torch.finfo(torch.float64).eps
+                * expected.abs()).all(), (op, got, expected)
+        assert torch.equal(got.signbit(), expected.signbit()), op
 
 
 def test_bad_inputs():

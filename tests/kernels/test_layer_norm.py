@@ -120,6 +120,28 @@ def test_rows_far_from_zero_keep_their_variance(monkeypatch):
     assert_close(ln.layer_norm_fwd(x, (200,))[0], ref, dtype=torch.float32, name="welford")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("max_block_c", [4096, 64], ids=["one-block", "column-loop"])
+def test_constant_rows_are_exact(monkeypatch, dtype, max_block_c):
+    """A row of one repeated value has mean exactly that value and variance 0, so y = bias
+    exactly and dw = 0, as torch's Welford gives. Before the statistics were shifted by the
+    row's first element, sum(x) / N rounded: 9 columns of 100.3 gave y = 2.4e-3 (fp32, eps
+    1e-5) and, with eps = 1e-12, y = 0.0075 for 0.1 and O(1) in general; dw picked the same
+    noise up (times rstd)."""
+    monkeypatch.setattr(ln, "MAX_BLOCK_C", max_block_c)
+    values = torch.tensor([100.3, 0.1, -3.7, 1e4 / 3], dtype=torch.float64)
+    for n_cols in (9, 200):
+        x = values[:, None].expand(4, n_cols).to(dtype).to(DEVICE)
+        w, b = randn(n_cols, dtype=dtype), randn(n_cols, dtype=dtype)
+        for eps in (1e-5, 1e-12):
+            y, mean, rstd = ln.layer_norm_fwd(x, (n_cols,), w, b, eps)
+            assert torch.equal(mean, wide(x[:, 0])), (n_cols, eps)
+            assert torch.equal(y, b.expand(4, n_cols)), (n_cols, eps)
+            _, dw, _ = ln.layer_norm_bwd(randn(4, n_cols, dtype=dtype), x, mean, rstd,
+                                         (n_cols,), w, b)
+            assert torch.equal(dw, torch.zeros_like(dw)), (n_cols, eps)
+
+
 def test_backward_is_deterministic_across_programs(monkeypatch):
     monkeypatch.setattr(ln, "TILE", 64)  # 50 rows of 16 columns: 4 programs
     torch.manual_seed(5)
