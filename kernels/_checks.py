@@ -108,6 +108,19 @@ def check_same_device(op: str, **tensors: torch.Tensor) -> None:
         raise DeviceError(f"{op}: Expected all tensors to be on the same device, but got {listed}")
 
 
+def check_backward_pair(op: str, grad_out: torch.Tensor, saved: torch.Tensor,
+                        saved_name: str, dtypes) -> None:
+    """An elementwise backward's inputs: the upstream gradient and the tensor the forward
+    saved (named ``saved_name``) must share dtype (one of ``dtypes``), device and shape."""
+    check_tensor(op, "grad_output", grad_out, dtypes)
+    check_tensor(op, saved_name, saved, dtypes)
+    check_same_device(op, grad_output=grad_out, **{saved_name: saved})
+    check_same_dtype(op, grad_output=grad_out, **{saved_name: saved})
+    if grad_out.shape != saved.shape:
+        raise ShapeError(f"{op}: grad_output has shape {tuple(grad_out.shape)} but the forward "
+                         f"{saved_name} has shape {tuple(saved.shape)}")
+
+
 def has_internal_overlap(t: torch.Tensor) -> bool:
     """True when two elements of ``t`` share memory (a stride-0 dim of size > 1),
     so a kernel writing through it would race with itself."""

@@ -42,7 +42,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._checks import FLOAT_DTYPES, ShapeError, check_same_device, check_same_dtype, check_tensor
+from ._checks import FLOAT_DTYPES, check_backward_pair, check_tensor
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import MAX_DIMS, flat_layout, offsets_of
@@ -225,15 +225,7 @@ def activation_bwd(grad_out: torch.Tensor, saved: torch.Tensor, op: str) -> torc
     _check_op(op)
     name = f"{op}_backward"
     saved_name = "output" if SAVES_OUTPUT[op] else "input"
-    check_tensor(name, "grad_output", grad_out, FLOAT_DTYPES)
-    check_tensor(name, saved_name, saved, FLOAT_DTYPES)
-    check_same_device(name, grad_output=grad_out, **{saved_name: saved})
-    check_same_dtype(name, grad_output=grad_out, **{saved_name: saved})
-    if grad_out.shape != saved.shape:
-        raise ShapeError(
-            f"{name}: grad_output has shape {tuple(grad_out.shape)} but the forward "
-            f"{saved_name} has shape {tuple(saved.shape)}"
-        )
+    check_backward_pair(name, grad_out, saved, saved_name, FLOAT_DTYPES)
     grad_in = torch.empty(saved.shape, dtype=saved.dtype, device=saved.device)
     numel = saved.numel()
     if numel == 0:

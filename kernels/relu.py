@@ -19,7 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._checks import FLOAT_DTYPES, ShapeError, check_same_device, check_same_dtype, check_tensor
+from ._checks import FLOAT_DTYPES, check_backward_pair, check_tensor
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import MAX_DIMS, flat_layout, offsets_of
@@ -105,15 +105,7 @@ def relu_bwd(grad_out: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
     grad_out, out: the same shape and dtype, any strides; out is relu's forward output.
     """
-    check_tensor("relu_backward", "grad_output", grad_out, FLOAT_DTYPES)
-    check_tensor("relu_backward", "output", out, FLOAT_DTYPES)
-    check_same_device("relu_backward", grad_output=grad_out, output=out)
-    check_same_dtype("relu_backward", grad_output=grad_out, output=out)
-    if grad_out.shape != out.shape:
-        raise ShapeError(
-            f"relu_backward: grad_output has shape {tuple(grad_out.shape)} but the forward "
-            f"output has shape {tuple(out.shape)}"
-        )
+    check_backward_pair("relu_backward", grad_out, out, "output", FLOAT_DTYPES)
     grad_in = torch.empty(out.shape, dtype=out.dtype, device=out.device)
     numel = out.numel()
     if numel == 0:
