@@ -47,7 +47,8 @@ def scalar_in(value, dtype: tl.constexpr, BLOCK: tl.constexpr):
     """A block of the host scalar ``value`` (an fp64 argument) rounded into ``dtype``, as
     torch casts a Python number to a tensor's dtype (fp64 -> fp32 -> fp16/bf16, see
     cast_to), then upcast like a loaded value."""
-    filled = tl.zeros([BLOCK], dtype=tl.float64) + value
+    # tl.full, not zeros + value: 0.0 + -0.0 is +0.0, and torch keeps a -0.0 number's sign
+    filled = tl.full([BLOCK], value, tl.float64)
     return upcast(cast_to(filled, dtype))
 
 

@@ -387,3 +387,27 @@ def test_bool_addition_and_multiplication_are_logical_as_torch():
         assert got.dtype == torch.bool and torch.equal(got, want)
     scalar = tg.from_torch(torch.tensor(True).to(tg.device()))
     assert torch.equal((scalar * tb).torch().cpu(), torch.tensor(True) * b)
+
+
+def test_bool_in_place_addition_and_multiplication_are_logical_as_torch():
+    # torch: bool += bool / add_ is logical or, *= / mul_ logical and, written in place;
+    # an integer operand, or a broadcast that grows the target, is refused
+    a, b = torch.tensor([True, False, True, False]), torch.tensor([True, True, False, False])
+    cases = [lambda x, y: x.add_(y), lambda x, y: x.mul_(y), lambda x, y: x.add_(True),
+             lambda x, y: x.mul_(y[1]), lambda x, y: x.add_(y, alpha=2)]
+    for fn in cases:
+        want = a.clone()
+        fn(want, b)
+        ours = tg.from_torch(a.clone().to(tg.device()))
+        version = ours._version
+        assert fn(ours, tg.from_torch(b.to(tg.device()))) is ours
+        assert ours._version > version
+        assert ours.dtype == torch.bool and torch.equal(ours.torch().cpu(), want)
+    ours, other = tg.from_torch(a.clone().to(tg.device())), tg.from_torch(b.to(tg.device()))
+    ours += other
+    ours *= False
+    assert torch.equal(ours.torch().cpu(), torch.zeros(4, dtype=torch.bool))
+    with pytest.raises(tg.DTypeError):
+        ours.add_(1)
+    with pytest.raises(tg.ShapeError, match="doesn't match the broadcast shape"):
+        ours.add_(other[None])

@@ -228,6 +228,17 @@ def test_where_errors_before_any_launch():
     assert not launches
 
 
+
+def test_where_takes_a_uint8_condition_with_torch_warning():
+    # torch (deprecated, with a UserWarning) reads a uint8 condition as nonzero -> True
+    cond = torch.tensor([2, 0, 1, 0], dtype=torch.uint8)
+    a, b = randn(4), randn(4)
+    with pytest.warns(UserWarning, match="uint8 condition"):
+        ours = tg.where(tg.from_torch(cond), tg.from_torch(a), tg.from_torch(b))
+    with pytest.warns(UserWarning, match="uint8 condition"):
+        ref = torch.where(cond, a, b)
+    assert_close(ours, ref)
+
 # ----------------------------------------------------------------------------- masked_fill
 
 
@@ -244,6 +255,20 @@ def test_masked_fill_matches_torch(dtype):
     assert_parity(lambda a: a.masked_fill(tg.from_torch(big_mask), 2.0),
                   lambda a: a.masked_fill(big_mask, 2.0), randn(6), dtype=dtype)
 
+
+
+def test_masked_fill_tensor_value_converts_as_torch_for_integer_x():
+    # torch fills with value.item(), range-checked as a Python number: NaN or -2.5 into
+    # uint8 raise (a cast would wrap them silently); -1 wraps to 255 as the number does
+    x, m = torch.tensor([1, 2, 3], dtype=torch.uint8), torch.tensor([True, False, True])
+    for value in (torch.tensor(3.7), torch.tensor(-1), torch.tensor(True)):
+        same(tg.from_torch(x).masked_fill(tg.from_torch(m), tg.from_torch(value)),
+             x.masked_fill(m, value))
+    for value in (torch.tensor(-2.5), torch.tensor(NAN), torch.tensor(300)):
+        with pytest.raises(RuntimeError, match="without overflow"):
+            x.masked_fill(m, value)
+        with pytest.raises(DTypeError, match="cannot be converted to type uint8 without overflow"):
+            tg.from_torch(x).masked_fill(tg.from_torch(m), tg.from_torch(value))
 
 def test_masked_fill_integer_bool_and_errors():
     ints, m = torch.randint(-9, 9, (5,)), mask(5)
@@ -292,6 +317,17 @@ def test_clamp_boundaries_and_nan_like_torch(lo, hi):
     assert_parity(lambda a: a.clamp(lo, hi), lambda a: a.clamp(lo, hi), x,
                   grad_outputs=[torch.arange(1.0, 9.0)])
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int32])
+def test_clamp_nan_bound_skips_the_other_bounds_range_check(dtype):
+    # torch returns all NaN for a NaN bound without converting the other: 70000 and 1e39
+    # are beyond fp16 / fp32 but not refused here (a bound alone beyond them still is)
+    x = torch.tensor([1, 2, 3]).to(dtype)
+    for lo, hi in [(NAN, 70000.0), (1e39, NAN), (NAN, 1e39)]:
+        ours, ref = tg.from_torch(x).clamp(lo, hi), torch.clamp(x, lo, hi)
+        assert ours.dtype == ref.dtype and bool(ours.torch().isnan().all())
+        assert_close(ours, ref)
 
 def test_clamp_aliases_and_methods():
     x = randn(4, 5)

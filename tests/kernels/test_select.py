@@ -77,6 +77,21 @@ def test_where_scalar_operands_round_into_dtype(dtype):
     assert torch.equal(both, ref)
 
 
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_scalar_negative_zero_keeps_its_sign(dtype):
+    # a -0.0 number stays -0.0, as torch's (0.0 + -0.0 would give +0.0): where's scalar
+    # operands and clamp's bounds
+    x = torch.tensor([-1.0, 1.0, 0.0, -0.0], dtype=dtype, device=DEVICE)
+    cond = torch.tensor([True, False, True, False], device=DEVICE)
+    for ours, ref in [(sel.where(cond, -0.0, x), torch.where(cond, -0.0, x)),
+                      (sel.where(cond, x, -0.0), torch.where(cond, x, -0.0)),
+                      (sel.where(cond, -0.0, 1.0, dtype=dtype),
+                       torch.where(cond, torch.tensor(-0.0, dtype=dtype), 1.0)),
+                      (sel.clamp(x, -0.0, None), torch.clamp(x, -0.0, None)),
+                      (sel.clamp(x, None, -0.0), torch.clamp(x, None, -0.0))]:
+        assert torch.equal(ours, ref) and torch.equal(ours.signbit(), ref.signbit()), (ours, ref)
+
 def test_where_nan_and_inf_pass_through():
     values = special(torch.float32)
     cond = torch.arange(len(SPECIAL), device=DEVICE) % 2 == 0

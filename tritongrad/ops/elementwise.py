@@ -13,7 +13,7 @@ import torch
 
 from ..autograd.function import Function
 from ..kernels import elementwise as ew
-from ..kernels._checks import INTEGER_DTYPES, DTypeError
+from ..kernels._checks import INTEGER_DTYPES, DTypeError, ShapeError
 from ..kernels.reduction import sum_to_shape
 from ..tensor import Tensor, _as_tensor
 
@@ -324,6 +324,19 @@ def inplace(target: Tensor, op: str, other, alpha: float = 1.0) -> Tensor:
     target._check_inplace(other)
     if op == "sub":
         check_no_bool_subtraction(target, other)
+    if target.dtype == torch.bool and op in ("add", "mul") and (
+            isinstance(other, bool) or getattr(other, "dtype", None) == torch.bool):
+        # torch: bool += bool is logical or, *= logical and (alpha only scales a nonzero
+        # value, which stays True): out of place as _binary computes it, then copied in
+        from ..kernels.copy import copy_into
+
+        result = _binary(op, target, other if alpha else False, Add if op == "add" else Mul)
+        if result.shape != target.shape:
+            raise ShapeError(f"{op}_: output with shape {list(target.shape)} doesn't match "
+                             f"the broadcast shape {list(result.shape)}")
+        copy_into(target._data, result._data)
+        target._bump_version()
+        return target
     if isinstance(other, numbers.Number) and not isinstance(other, bool):
         check_int_scalar(f"{op}_", target, other)
         if not target.is_floating_point() and not isinstance(other, numbers.Integral):

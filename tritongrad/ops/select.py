@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import torch
 
@@ -174,6 +175,12 @@ def where(condition, input=None, other=None) -> Tensor:
         raise TypeError("where(condition) alone (torch.nonzero(condition, as_tuple=True)) is "
                         "not supported; pass input and other: where(condition, input, other)")
     condition = _tensor("where", "condition", condition)
+    if condition.dtype == torch.uint8:
+        # torch still takes a uint8 condition (nonzero is True), with this warning
+        warnings.warn("where received a uint8 condition tensor. This behavior is deprecated "
+                      "and will be removed in a future version of PyTorch. Use a boolean "
+                      "condition instead.", UserWarning, stacklevel=2)
+        condition = condition.to(torch.bool)
     if condition.dtype != torch.bool:
         raise DTypeError(f"where expected condition to be a boolean tensor, but got a tensor "
                          f"with dtype {dtype_name(condition.dtype)}")
@@ -211,6 +218,11 @@ def masked_fill(x: Tensor, mask, value) -> Tensor:
     if isinstance(value, Tensor) and value.ndim != 0:
         raise ShapeError(f"masked_fill only supports a 0-dimensional value tensor, but got "
                          f"tensor with {value.ndim} dimension(s) (shape {list(value.shape)}).")
+    if isinstance(value, Tensor) and not x.dtype.is_floating_point:
+        # torch fills with value.item(), converted (and range-checked) as a Python number:
+        # NaN or -2.5 into uint8 raise rather than wrap. The result is an integer or bool
+        # tensor, so no gradient reaches value.
+        value = value.item()
     return Where.apply(mask, _in_dtype("masked_fill", value, x.dtype, check_float=True), x)
 
 
@@ -233,8 +245,11 @@ def _clamp_args(op: str, x: Tensor, lo, hi) -> tuple:
     if dtype == torch.bool:
         raise DTypeError(f'{op}: "clamp" is not implemented for bool tensors with bool bounds')
     _check_dtype(op, dtype, f"x ({dtype_name(x.dtype)}) and its bounds")
-    lo = None if lo is None else _number_in(op, lo, dtype, check_float=True)
-    hi = None if hi is None else _number_in(op, hi, dtype, check_float=True)
+    # torch returns all-NaN for a NaN bound without converting the other one, so a bound
+    # beyond the dtype's range (70000 for fp16) is refused only when neither is NaN
+    check = not any(not isinstance(b, numbers.Integral) and math.isnan(b) for b in bounds)
+    lo = None if lo is None else _number_in(op, lo, dtype, check_float=check)
+    hi = None if hi is None else _number_in(op, hi, dtype, check_float=check)
     return dtype, lo, hi
 
 
