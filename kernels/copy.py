@@ -103,7 +103,7 @@ def fill_kernel(
     mask = linear < numel
     dst_off = offsets_of(linear, size1, size2, size3, size4, size5,
                          dst_s0, dst_s1, dst_s2, dst_s3, dst_s4, dst_s5, FLAT)
-    filled = tl.zeros([BLOCK], dtype=tl.float64) + value
+    filled = tl.full([BLOCK], value, tl.float64)  # not zeros + value, which drops -0.0's sign
     tl.store(dst_ptr + dst_off, cast_to(filled, dst_ptr.dtype.element_ty), mask=mask)
 
 

@@ -61,8 +61,9 @@ def upcast(x):
 
 @triton.jit
 def scalar_like(value, like):
-    """The host scalar ``value`` (an fp64 argument) in ``like``'s dtype."""
-    return (tl.zeros([], dtype=tl.float64) + value).to(like.dtype)
+    """The host scalar ``value`` (an fp64 argument) in ``like``'s dtype. tl.full, not
+    zeros + value: 0.0 + -0.0 is +0.0, and torch keeps a -0.0 operand's sign."""
+    return tl.full([], value, tl.float64).to(like.dtype)
 
 
 @triton.jit
@@ -239,6 +240,9 @@ def unary_kernel(
                          out_s0, out_s1, out_s2, out_s3, out_s4, out_s5, FLAT)
     x = upcast(tl.load(x_ptr + x_off, mask=mask, other=1.0))
     s = scalar_like(scalar, x)
+    # s as a block for the helpers; tl.full keeps a -0.0 scalar's sign (zeros + s would not:
+    # x / -0.0 must be -inf for x > 0, as torch)
+    s_block = tl.full(x.shape, s, x.dtype)
     if OP == "neg":
         result = -x
     elif OP == "exp":
@@ -258,21 +262,21 @@ def unary_kernel(
     elif OP == "mul":
         result = x * s
     elif OP == "div":
-        result = div_rn(x, tl.zeros_like(x) + s)
+        result = div_rn(x, s_block)
     elif OP == "rdiv":
-        result = div_rn(tl.zeros_like(x) + s, x)
+        result = div_rn(s_block, x)
     elif OP == "pow":
-        result = pow_fp(x, tl.zeros_like(x) + s, True)
+        result = pow_fp(x, s_block, True)
     elif OP == "eq" or OP == "ne" or OP == "lt" or OP == "le" or OP == "gt" or OP == "ge":
         # torch compares against the scalar rounded to x's own dtype (fp16 0.1 == 0.1)
-        own = cast_to(tl.zeros([], dtype=tl.float64) + scalar, x_ptr.dtype.element_ty)
+        own = cast_to(tl.full([], scalar, tl.float64), x_ptr.dtype.element_ty)
         result = compare(x, own.to(x.dtype), OP)
     elif OP == "ipow":  # integer x ** integer s
-        result = int_pow(x, tl.zeros_like(x) + s)
+        result = int_pow(x, s_block)
     elif OP == "ripow":  # integer s ** integer x
-        result = int_pow(tl.zeros_like(x) + s, x)
+        result = int_pow(s_block, x)
     else:  # "rpow"
-        result = pow_fp(tl.zeros_like(x) + s, x, False)
+        result = pow_fp(s_block, x, False)
     tl.store(out_ptr + out_off, cast_to(result, out_ptr.dtype.element_ty), mask=mask)
 
 

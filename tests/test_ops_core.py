@@ -411,3 +411,20 @@ def test_bool_in_place_addition_and_multiplication_are_logical_as_torch():
         ours.add_(1)
     with pytest.raises(tg.ShapeError, match="doesn't match the broadcast shape"):
         ours.add_(other[None])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_negative_zero_scalars_keep_their_sign_as_torch(dtype):
+    # numbers reached kernels as zeros + value, and 0.0 + -0.0 is +0.0: x * -0.0, x / -0.0
+    # (-inf, not +inf, for x > 0), -0.0 / x and fill(-0.0) came out with the wrong sign
+    ref = torch.tensor([1.0, -2.0, 0.0, -0.0]).to(dtype)
+    x = tg.from_torch(ref.to(tg.device()))
+    for fn in (lambda t: t * -0.0, lambda t: t / -0.0, lambda t: -0.0 / t, lambda t: t + -0.0,
+               lambda t: t - 0.0, lambda t: (-0.0) ** (t * 0 + 3)):
+        got, want = fn(x).torch().cpu(), fn(ref)
+        assert torch.equal(got.isnan(), want.isnan())
+        keep = ~want.isnan()
+        assert torch.equal(got[keep], want[keep]) and torch.equal(got[keep].signbit(),
+                                                                   want[keep].signbit())
+    assert tg.full((3,), -0.0, dtype=dtype).torch().signbit().all()
+    assert tg.zeros(3, dtype=dtype).fill_(-0.0).torch().signbit().all()
