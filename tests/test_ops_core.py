@@ -428,3 +428,15 @@ def test_negative_zero_scalars_keep_their_sign_as_torch(dtype):
                                                                    want[keep].signbit())
     assert tg.full((3,), -0.0, dtype=dtype).torch().signbit().all()
     assert tg.zeros(3, dtype=dtype).fill_(-0.0).torch().signbit().all()
+
+
+def test_add_alpha_with_bool_and_integer_tensors_as_torch():
+    a, b = torch.tensor([True, False, True, False]), torch.tensor([True, True, False, False])
+    ta, tb = tg.from_torch(a.to(tg.device())), tg.from_torch(b.to(tg.device()))
+    for alpha in (2, 0):  # bool stays bool: alpha only switches other off
+        got = ta.add(tb, alpha=alpha).torch().cpu()
+        assert got.dtype == torch.bool and torch.equal(got, a.add(b, alpha=alpha))
+    ints = tg.tensor([1, 2])
+    with pytest.raises(tg.DTypeError, match="alpha must not be a floating point number"):
+        ints.add(ints, alpha=0.5)
+    assert ints.add(tg.tensor([1.0, 1.0]), alpha=0.5).tolist() == [1.5, 2.5]  # float result

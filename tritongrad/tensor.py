@@ -663,6 +663,16 @@ def _scaled(other, alpha: float, like: Tensor):
     mul kernel (never torch's) for tensors."""
     if alpha == 1.0:
         return other
+    other_is_float = isinstance(other, float) or bool(getattr(other, "is_floating_point",
+                                                              lambda: False)())
+    if isinstance(alpha, float) and not like.is_floating_point() and not other_is_float:
+        raise DTypeError("For integral input tensors, argument alpha must not be a floating "
+                         f"point number (got alpha={alpha} for {like.dtype} and "
+                         f"{getattr(other, 'dtype', type(other).__name__)})")
+    if like.dtype == torch.bool and (isinstance(other, bool)
+                                     or getattr(other, "dtype", None) == torch.bool):
+        # torch keeps bool + bool bool: alpha only turns other off (0) or leaves it
+        return other if alpha else _as_tensor(other, like) * False
     if isinstance(other, numbers.Number):
         return other * alpha
     return _as_tensor(other, like) * alpha
