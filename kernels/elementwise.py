@@ -1,5 +1,5 @@
 """Element-wise arithmetic: tensor-tensor, tensor-scalar, unary, and the fused
-backward kernels of mul, div and pow-by-a-scalar.
+backward kernels of mul, div, maximum/minimum, abs and pow-by-a-scalar.
 
 Three kernels serve every op (the op is a constexpr string, so each op compiles
 to straight-line code): ``binary_kernel`` (two strided inputs), ``unary_kernel``
@@ -40,8 +40,9 @@ from ._launch import CompileSpec, cdiv, launch
 from .copy import MAX_DIMS, flat_layout, offsets_of
 
 BLOCK = 1024
-BINARY_OPS = ("add", "sub", "mul", "div")
-INTEGER_OPS = ("add", "sub", "mul", "rsub", "neg", "abs", "pow", "rpow")  # exact on integers
+BINARY_OPS = ("add", "sub", "mul", "div", "maximum", "minimum")
+INTEGER_OPS = ("add", "sub", "mul", "rsub", "neg", "abs", "pow", "rpow",
+               "maximum", "minimum")  # exact on integers
 COMPARISONS = ("eq", "ne", "lt", "le", "gt", "ge")  # -> bool tensors
 COMPARABLE_DTYPES = FLOAT_DTYPES + INTEGER_DTYPES + (torch.bool,)
 SCALAR_OPS = ("add", "sub", "mul", "div", "pow")
@@ -174,8 +175,9 @@ def binary_kernel(
     alpha: "add"/"sub" compute a +- alpha * b; for "pow_bwd" the exponent e; for
         "rpow_bwd" ln(s) of the scalar base s.
     numel: element count; size1..size5: trailing sizes (dim 0's is implied).
-    OP: "add", "sub", "mul", "div", "pow_bwd" (a = grad, b = x, see pow_scalar_bwd) or
-        "rpow_bwd" (a = grad, b = s ** x, see rpow_scalar_bwd).
+    OP: "add", "sub", "mul", "div", "maximum", "minimum", "pow_bwd" (a = grad, b = x,
+        see pow_scalar_bwd), "rpow_bwd" (a = grad, b = s ** x, see rpow_scalar_bwd) or
+        "abs_bwd" (a = grad, b = x, see abs_bwd).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -197,8 +199,20 @@ def binary_kernel(
         result = a * b
     elif OP == "div":
         result = div_rn(a, b)
+    elif OP == "maximum":
+        # as torch: NaN in either operand gives NaN (tl.maximum would drop it); a tie
+        # keeps a (maximum(-0.0, 0.0) is -0.0)
+        result = tl.where((a < b) | (b != b), b, a)
+    elif OP == "minimum":
+        result = tl.where((b < a) | (b != b), b, a)
     elif OP == "eq" or OP == "ne" or OP == "lt" or OP == "le" or OP == "gt" or OP == "ge":
         result = compare(a, b, OP)
+    elif OP == "abs_bwd":
+        # |x| = x * sgn(x), so d|x|/dx = sgn(x) (x != 0); torch takes sgn(0) = 0 and
+        # sgn(NaN) = 0 too: grad_x = grad * sgn(x), a product so a NaN/inf grad stays
+        # NaN (inf * 0) as in torch.
+        sgn = (b > 0).to(a.dtype) - (b < 0).to(a.dtype)
+        result = a * sgn
     elif OP == "rpow_bwd":
         # d/dx s**x = s**x * ln s, so grad_x = grad * (out * ln s), in torch's order. For
         # s = 0, ln s = -inf, and torch zeroes the gradient where x >= 0: there out = 0**x
@@ -336,6 +350,57 @@ def mul_div_bwd_kernel(
                      mask=mask)
 
 
+@triton.jit
+def max_min_bwd_kernel(
+    grad_a_ptr, grad_b_ptr, grad_ptr, a_ptr, b_ptr,
+    numel, size1, size2, size3, size4, size5,
+    g_s0, g_s1, g_s2, g_s3, g_s4, g_s5,
+    a_s0, a_s1, a_s2, a_s3, a_s4, a_s5,
+    b_s0, b_s1, b_s2, b_s3, b_s4, b_s5,
+    OP: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
+    FLAT: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """Both input gradients of out = maximum(a, b) or minimum(a, b), over the broadcast shape.
+
+    Arguments as mul_div_bwd_kernel: grad_a_ptr, grad_b_ptr contiguous outputs of the
+    broadcast shape (written only when NEED_A / NEED_B); grad_ptr the upstream gradient
+    (strides g_s*); a_ptr, b_ptr the forward inputs expanded to that shape.
+    OP: "maximum" or "minimum".
+    """
+    # maximum: out = a where a > b, b where a < b. So d out/da = [a > b], d out/db = [a < b].
+    # At a tie torch splits the subgradient evenly: d out/da = d out/db = 1/2. With NaN in
+    # either operand no comparison holds, and torch's formula
+    #   grad_a = where(a == b, grad / 2, grad).masked_fill(a < b, 0)
+    #   grad_b = where(a == b, grad / 2, grad).masked_fill(a > b, 0)
+    # passes the whole grad to both. minimum is the same with < and > swapped. Computed as
+    # grad * 0.5 and where(), never grad * 0, so a NaN grad only reaches unmasked slots.
+    pid = tl.program_id(0).to(tl.int64)
+    linear = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = linear < numel
+    g_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       g_s0, g_s1, g_s2, g_s3, g_s4, g_s5, FLAT)
+    a_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
+    b_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                       b_s0, b_s1, b_s2, b_s3, b_s4, b_s5, FLAT)
+    grad = upcast(tl.load(grad_ptr + g_off, mask=mask, other=0.0))
+    a = upcast(tl.load(a_ptr + a_off, mask=mask, other=0.0))
+    b = upcast(tl.load(b_ptr + b_off, mask=mask, other=0.0))
+    shared = tl.where(a == b, grad * 0.5, grad)
+    if OP == "maximum":
+        a_loses = a < b
+        b_loses = a > b
+    else:
+        a_loses = a > b
+        b_loses = a < b
+    if NEED_A:
+        tl.store(grad_a_ptr + linear,
+                 cast_to(tl.where(a_loses, 0.0, shared), grad_a_ptr.dtype.element_ty), mask=mask)
+    if NEED_B:
+        tl.store(grad_b_ptr + linear,
+                 cast_to(tl.where(b_loses, 0.0, shared), grad_b_ptr.dtype.element_ty), mask=mask)
+
+
 # ----------------------------------------------------------------------------- launchers
 
 
@@ -405,7 +470,8 @@ def binary(
     out: torch.Tensor | None = None,
     alpha: float = 1.0,
 ) -> torch.Tensor:
-    """a OP b for OP in add, sub, mul, div (add/sub: a +- alpha * b), broadcasting a
+    """a OP b for OP in add, sub, mul, div, maximum, minimum (add/sub: a +- alpha * b),
+    broadcasting a
     against b; into a new contiguous tensor, or into ``out`` (any non-overlapping
     view of the broadcast shape, possibly ``a`` itself; a float dtype other than a's
     gets the result rounded into it) when given."""
@@ -580,7 +646,10 @@ def rpow_scalar_bwd(grad: torch.Tensor, out: torch.Tensor, base: float) -> torch
 
 def _mul_div_bwd(op: str, grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                  need_a: bool, need_b: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Both gradients of a two-operand op in one launch: mul and div (mul_div_bwd_kernel),
+    maximum and minimum (max_min_bwd_kernel)."""
     name = f"{op}_backward"
+    kernel = max_min_bwd_kernel if op in ("maximum", "minimum") else mul_div_bwd_kernel
     for arg, t in (("grad", grad), ("a", a), ("b", b)):
         check_tensor(name, arg, t, FLOAT_DTYPES)
     check_same_device(name, grad=grad, a=a, b=b)
@@ -598,12 +667,13 @@ def _mul_div_bwd(op: str, grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     element = grad.element_size()
     n_out = int(need_a) + int(need_b)
     launch(
-        mul_div_bwd_kernel, (cdiv(numel, BLOCK),),
+        kernel, (cdiv(numel, BLOCK),),
         grad_a if need_a else grad_b, grad_b if need_b else grad_a, grad, a_full, b_full,
         numel, *sizes[1:], *g_st, *a_st, *b_st,
         OP=op, NEED_A=need_a, NEED_B=need_b, FLAT=flat, BLOCK=BLOCK,
         flops=numel * n_out * (1 if op == "mul" else 2),
-        bytes_moved=element * (numel * (1 + n_out) + a.numel() * need_b + b.numel()),
+        bytes_moved=element * (numel * (1 + n_out) + b.numel()
+                               + a.numel() * (need_b or kernel is max_min_bwd_kernel)),
     )
     return grad_a, grad_b
 
@@ -621,6 +691,21 @@ def div_bwd(grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor, need_a: bool =
     return _mul_div_bwd("div", grad, a, b, need_a, need_b)
 
 
+def max_min_bwd(op: str, grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                need_a: bool = True, need_b: bool = True
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of maximum(a, b) / minimum(a, b) (op) over the broadcast shape, in one
+    launch: grad where that operand wins, grad / 2 on ties, 0 where it loses (as torch)."""
+    if op not in ("maximum", "minimum"):
+        raise ValueError(f"max_min_bwd: op must be 'maximum' or 'minimum', got {op!r}")
+    return _mul_div_bwd(op, grad, a, b, need_a, need_b)
+
+
+def abs_bwd(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """grad_x = grad * sgn(x) for out = |x| (0 where x is 0 or NaN, as torch)."""
+    return _scalar_pow_bwd("abs_backward", "abs_bwd", grad, x, "x", 0.0, 3)
+
+
 def _specs() -> list[CompileSpec]:
     sizes = {"numel": "i64", **{f"size{i}": "i64" for i in range(1, MAX_DIMS)}}
 
@@ -632,7 +717,10 @@ def _specs() -> list[CompileSpec]:
                             ("fp64", "div", False), ("fp32", "pow_bwd", False),
                             ("fp64", "pow_bwd", True), ("bf16", "rpow_bwd", True),
                             ("fp32", "rpow_bwd", False), ("i64", "add", True), ("i32", "sub", False),
-                            ("i8", "mul", True)]:
+                            ("i8", "mul", True), ("fp32", "maximum", False),
+                            ("bf16", "minimum", True), ("fp64", "maximum", True),
+                            ("i32", "minimum", False), ("u8", "maximum", True),
+                            ("fp16", "abs_bwd", False), ("fp64", "abs_bwd", True)]:
         sig = {"out_ptr": "*" + dtype, "a_ptr": "*" + dtype, "b_ptr": "*" + dtype,
                "alpha": "fp64", **sizes, **strides("a", "b", "out"),
                "OP": "constexpr", "FLAT": "constexpr", "BLOCK": "constexpr"}
@@ -675,6 +763,16 @@ def _specs() -> list[CompileSpec]:
                "FLAT": "constexpr", "BLOCK": "constexpr"}
         constexprs = {"OP": op, "NEED_A": need_a, "NEED_B": need_b, "FLAT": False, "BLOCK": BLOCK}
         specs.append(CompileSpec(mul_div_bwd_kernel, sig, constexprs,
+                                 f"{op}-{dtype}-{int(need_a)}{int(need_b)}"))
+    for dtype, op, need_a, need_b, flat in [
+            ("fp32", "maximum", True, True, False), ("bf16", "minimum", True, False, True),
+            ("fp16", "maximum", False, True, True), ("fp64", "minimum", True, True, False)]:
+        sig = {"grad_a_ptr": "*" + dtype, "grad_b_ptr": "*" + dtype, "grad_ptr": "*" + dtype,
+               "a_ptr": "*" + dtype, "b_ptr": "*" + dtype, **sizes, **strides("g", "a", "b"),
+               "OP": "constexpr", "NEED_A": "constexpr", "NEED_B": "constexpr",
+               "FLAT": "constexpr", "BLOCK": "constexpr"}
+        constexprs = {"OP": op, "NEED_A": need_a, "NEED_B": need_b, "FLAT": flat, "BLOCK": BLOCK}
+        specs.append(CompileSpec(max_min_bwd_kernel, sig, constexprs,
                                  f"{op}-{dtype}-{int(need_a)}{int(need_b)}"))
     return specs
 

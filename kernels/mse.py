@@ -1,4 +1,7 @@
-"""Mean squared error: forward (fused reduction) and backward (one fused kernel).
+"""Mean squared error and L1 loss: forward (fused reduction) and backward (one fused kernel).
+
+The same three kernels serve both losses; the constexpr LOSS ("mse" or "l1") picks the
+element term, (input - target)^2 or |input - target|, and its derivative.
 
 Forward, ``reduction='mean'|'sum'``, one launch: each of at most MAX_PARTIALS programs
 squares and sums a fixed, strided set of blocks of ``input - target`` in fp32 and writes
@@ -16,6 +19,8 @@ Backward, with d = input - target and g the incoming gradient:
   dloss/dinput_i  = 2 * s * d_i * g          (g is the 0-d grad_output)
   dloss/dtarget_i = -dloss/dinput_i
 For 'none', loss_i = d_i^2, so dinput_i = 2 * d_i * g_i and dtarget_i = -dinput_i.
+L1: loss = s * sum_i |d_i|, d|d|/dd = sgn(d) with sgn(0) = 0 (torch's subgradient; NaN
+d gives 0 too, as torch's sgn), so dinput_i = s * sgn(d_i) * g and dtarget_i = -dinput_i.
 Both gradients come out of one kernel that reads input and target once.
 """
 
@@ -44,6 +49,17 @@ REDUCE_BLOCK = 1024
 # about one kernel boundary, which is why the finish now happens inside the one launch.
 MAX_PARTIALS = 1024
 REDUCTIONS = ("mean", "sum", "none")
+LOSSES = {"mse": "mse_loss", "l1": "l1_loss"}  # LOSS constexpr -> the op's name in errors
+
+
+@triton.jit
+def loss_term(diff, LOSS: tl.constexpr):
+    """A jit helper: the element loss of diff = input - target: diff^2 ("mse") or |diff|."""
+    if LOSS == "mse":
+        out = diff * diff
+    else:
+        out = tl.abs(diff)
+    return out
 
 
 @triton.jit
@@ -86,8 +102,10 @@ def mse_reduce_kernel(
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
     scale: tl.float64,
     BLOCK: tl.constexpr, REDUCE_BLOCK: tl.constexpr, ACC: tl.constexpr, FLAT: tl.constexpr,
+    LOSS: tl.constexpr = "mse",
 ):
-    """out[()] = scale * sum of (input - target)^2, in one launch of P programs.
+    """out[()] = scale * sum of (input - target)^2 (LOSS "mse") or |input - target|
+    (LOSS "l1"), in one launch of P programs.
 
     Program pid adds the squares over blocks pid, pid + P, pid + 2P, ... of BLOCK elements
     into partial[pid], then takes a ticket from the arrival counter (see _arrivals.py); the
@@ -113,7 +131,7 @@ def mse_reduce_kernel(
         diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4,
                          size5, in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
                          tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC, FLAT)
-        acc += diff * diff
+        acc += loss_term(diff, LOSS)
     tl.store(partial_ptr + pid, tl.sum(acc, axis=0))
     # Every thread's part of the store is done before the release below publishes it.
     tl.debug_barrier()
@@ -131,9 +149,10 @@ def mse_none_kernel(
     numel, size1, size2, size3, size4, size5,
     in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
-    BLOCK: tl.constexpr, ACC: tl.constexpr, FLAT: tl.constexpr,
+    BLOCK: tl.constexpr, ACC: tl.constexpr, FLAT: tl.constexpr, LOSS: tl.constexpr = "mse",
 ):
-    """out[i] = (input[i] - target[i])^2 element-wise ('none' reduction).
+    """out[i] = (input[i] - target[i])^2, or |input[i] - target[i]| for LOSS "l1",
+    element-wise ('none' reduction).
 
     out_ptr: contiguous, the inputs' shape and dtype. input_ptr, target_ptr:
     any strides, padded to 6-D as in mse_reduce_kernel.
@@ -144,7 +163,8 @@ def mse_none_kernel(
     diff = load_diff(input_ptr, target_ptr, linear, mask, size1, size2, size3, size4, size5,
                      in_s0, in_s1, in_s2, in_s3, in_s4, in_s5,
                      tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, ACC, FLAT)
-    tl.store(out_ptr + linear, cast_to(diff * diff, out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + linear, cast_to(loss_term(diff, LOSS), out_ptr.dtype.element_ty),
+             mask=mask)
 
 
 @triton.jit
@@ -157,8 +177,10 @@ def mse_bwd_kernel(
     scale: tl.float64,
     BLOCK: tl.constexpr, ACC: tl.constexpr, PER_ELEMENT_GRAD: tl.constexpr,
     NEED_INPUT: tl.constexpr, NEED_TARGET: tl.constexpr, FLAT: tl.constexpr,
+    LOSS: tl.constexpr = "mse",
 ):
-    """grad_input = 2 * scale * (input - target) * g; grad_target = -grad_input.
+    """grad_input = 2 * scale * (input - target) * g (LOSS "mse") or
+    scale * sgn(input - target) * g (LOSS "l1", sgn(0) = 0); grad_target = -grad_input.
 
     grad_input_ptr, grad_target_ptr: contiguous, the inputs' shape and dtype
     (each written only when NEED_INPUT / NEED_TARGET).
@@ -179,7 +201,12 @@ def mse_bwd_kernel(
         g = tl.load(grad_output_ptr + go_off, mask=mask, other=0.0).to(ACC)
     else:
         g = tl.load(grad_output_ptr).to(ACC)
-    grad = 2.0 * scalar_like(scale, diff) * diff * g
+    if LOSS == "mse":
+        grad = 2.0 * scalar_like(scale, diff) * diff * g
+    else:
+        # a product with g (not a where on it), so a NaN/inf g stays NaN as in torch
+        sgn = (diff > 0).to(ACC) - (diff < 0).to(ACC)
+        grad = scalar_like(scale, diff) * sgn * g
     if NEED_INPUT:
         tl.store(grad_input_ptr + linear, cast_to(grad, grad_input_ptr.dtype.element_ty),
                  mask=mask)
@@ -192,26 +219,30 @@ def _acc_dtype(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-def _check_inputs(input: torch.Tensor, target: torch.Tensor, reduction: str) -> None:
+def _check_inputs(input: torch.Tensor, target: torch.Tensor, reduction: str,
+                  op: str = OP) -> None:
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{OP}: {reduction!r} is not a valid value for reduction; "
+        raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; "
                          f"expected one of {REDUCTIONS}")
-    check_tensor(OP, "input", input, FLOAT_DTYPES)
-    check_tensor(OP, "target", target, FLOAT_DTYPES)
-    check_same_device(OP, input=input, target=target)
+    check_tensor(op, "input", input, FLOAT_DTYPES)
+    check_tensor(op, "target", target, FLOAT_DTYPES)
+    check_same_device(op, input=input, target=target)
     if tuple(input.shape) != tuple(target.shape):
-        raise ShapeError(f"{OP}: input shape {tuple(input.shape)} and target shape "
+        raise ShapeError(f"{op}: input shape {tuple(input.shape)} and target shape "
                          f"{tuple(target.shape)} must match (no broadcasting)")
-    check_same_dtype(OP, input=input, target=target)
+    check_same_dtype(op, input=input, target=target)
 
 
-def mse_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """MSE of input against target: a 0-d tensor for 'mean'/'sum', input's shape for 'none'.
+def mse_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean",
+            loss: str = "mse") -> torch.Tensor:
+    """MSE (or L1 with loss="l1") of input against target: a 0-d tensor for 'mean'/'sum',
+    input's shape for 'none'.
 
     Output dtype is input's; arithmetic is fp32 (fp64 for fp64 inputs). Empty
     inputs give NaN for 'mean' and 0 for 'sum', as torch.
     """
-    _check_inputs(input, target, reduction)
+    _check_loss(loss)
+    _check_inputs(input, target, reduction, LOSSES[loss])
     numel = input.numel()
     acc = _acc_dtype(input.dtype)
     elem = input.element_size()
@@ -221,7 +252,7 @@ def mse_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") 
             sizes, (in_strides, tg_strides), flat = flat_layout(input.shape, input.stride(),
                                                                 target.stride())
             launch(mse_none_kernel, (cdiv(numel, BLOCK),), out, input, target, numel, *sizes[1:],
-                   *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc, FLAT=flat,
+                   *in_strides, *tg_strides, BLOCK=BLOCK, ACC=acc, FLAT=flat, LOSS=loss,
                    flops=2 * numel, bytes_moved=3 * numel * elem)
         return out
 
@@ -238,7 +269,7 @@ def mse_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") 
         scale = 1.0
     launch(mse_reduce_kernel, (n_partials,), out, partials, arrival_counter(input.device),
            input, target, numel, *sizes[1:], *in_strides, *tg_strides, scale,
-           BLOCK=BLOCK, REDUCE_BLOCK=REDUCE_BLOCK, ACC=acc, FLAT=flat,
+           BLOCK=BLOCK, REDUCE_BLOCK=REDUCE_BLOCK, ACC=acc, FLAT=flat, LOSS=loss,
            flops=3 * numel + n_partials,
            bytes_moved=2 * numel * elem + 2 * n_partials * partials.element_size() + elem)
     return out
@@ -251,19 +282,23 @@ def mse_bwd(
     reduction: str = "mean",
     need_input: bool = True,
     need_target: bool = False,
+    loss: str = "mse",
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """(grad_input, grad_target) of mse_fwd, each None unless asked for; one launch.
+    """(grad_input, grad_target) of mse_fwd (same ``loss``), each None unless asked for;
+    one launch.
 
     grad_output: 0-d for 'mean'/'sum' (read on the device, no host sync), the
     input's shape (any strides) for 'none'. Gradients are contiguous, in input's dtype.
     """
-    _check_inputs(input, target, reduction)
-    check_tensor(OP, "grad_output", grad_output, FLOAT_DTYPES)
-    check_same_device(OP, input=input, grad_output=grad_output)
+    _check_loss(loss)
+    op = LOSSES[loss]
+    _check_inputs(input, target, reduction, op)
+    check_tensor(op, "grad_output", grad_output, FLOAT_DTYPES)
+    check_same_device(op, input=input, grad_output=grad_output)
     per_element = reduction == "none"
     want_shape = tuple(input.shape) if per_element else ()
     if tuple(grad_output.shape) != want_shape:
-        raise ShapeError(f"{OP} backward: grad_output has shape {tuple(grad_output.shape)}, "
+        raise ShapeError(f"{op} backward: grad_output has shape {tuple(grad_output.shape)}, "
                          f"expected {want_shape} for reduction={reduction!r} with input shape "
                          f"{tuple(input.shape)}")
     grad_input = torch.empty(input.shape, dtype=input.dtype, device=input.device) \
@@ -287,10 +322,27 @@ def mse_bwd(
            input, target, grad_output, numel, *sizes[1:],
            *in_strides, *tg_strides, *go_strides, scale,
            BLOCK=BLOCK, ACC=_acc_dtype(input.dtype), PER_ELEMENT_GRAD=per_element,
-           NEED_INPUT=need_input, NEED_TARGET=need_target, FLAT=flat,
+           NEED_INPUT=need_input, NEED_TARGET=need_target, FLAT=flat, LOSS=loss,
            flops=(4 + n_out - 1) * numel,
            bytes_moved=(2 + n_out) * numel * elem + go_bytes)
     return grad_input, grad_target
+
+
+def l1_fwd(input: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """L1 loss (mean/sum/none of |input - target|): mse_fwd's kernels with LOSS "l1"."""
+    return mse_fwd(input, target, reduction, loss="l1")
+
+
+def l1_bwd(grad_output: torch.Tensor, input: torch.Tensor, target: torch.Tensor,
+           reduction: str = "mean", need_input: bool = True, need_target: bool = False
+           ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(grad_input, grad_target) of l1_fwd: scale * sgn(input - target) * grad_output."""
+    return mse_bwd(grad_output, input, target, reduction, need_input, need_target, loss="l1")
+
+
+def _check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {loss!r}")
 
 
 def _specs():
@@ -298,21 +350,25 @@ def _specs():
     strides = {f"{p}_s{i}": "i64" for p in ("in", "tg") for i in range(MAX_DIMS)}
     go_strides = {f"go_s{i}": "i64" for i in range(MAX_DIMS)}
     specs = []
-    for dt, flat in (("fp32", True), ("bf16", True), ("fp16", False), ("fp64", False)):
+    for dt, flat, loss in (("fp32", True, "mse"), ("bf16", True, "mse"), ("fp16", False, "mse"),
+                           ("fp64", False, "mse"), ("fp32", False, "l1"), ("bf16", True, "l1"),
+                           ("fp16", True, "l1"), ("fp64", False, "l1")):
         acc = tl.float64 if dt == "fp64" else tl.float32
         acc_name = "fp64" if dt == "fp64" else "fp32"
-        const = {"BLOCK": BLOCK, "ACC": acc, "FLAT": flat}
+        const = {"BLOCK": BLOCK, "ACC": acc, "FLAT": flat, "LOSS": loss}
         ptrs = {"input_ptr": "*" + dt, "target_ptr": "*" + dt}
         specs.append(CompileSpec(
             mse_reduce_kernel,
             {"out_ptr": "*" + dt, "partial_ptr": "*" + acc_name, "counter_ptr": "*i32", **ptrs,
              **sizes, **strides, "scale": "fp64", "BLOCK": "constexpr",
-             "REDUCE_BLOCK": "constexpr", "ACC": "constexpr", "FLAT": "constexpr"},
-            {**const, "REDUCE_BLOCK": REDUCE_BLOCK}, dt))
+             "REDUCE_BLOCK": "constexpr", "ACC": "constexpr", "FLAT": "constexpr",
+             "LOSS": "constexpr"},
+            {**const, "REDUCE_BLOCK": REDUCE_BLOCK}, f"{loss},{dt}"))
         specs.append(CompileSpec(
             mse_none_kernel,
             {"out_ptr": "*" + dt, **ptrs, **sizes, **strides, "BLOCK": "constexpr",
-             "ACC": "constexpr", "FLAT": "constexpr"}, const, dt))
+             "ACC": "constexpr", "FLAT": "constexpr", "LOSS": "constexpr"}, const,
+            f"{loss},{dt}"))
         for per_element in (False, True):
             flags = {"PER_ELEMENT_GRAD": per_element, "NEED_INPUT": True, "NEED_TARGET": True}
             specs.append(CompileSpec(
@@ -320,8 +376,9 @@ def _specs():
                 {"grad_input_ptr": "*" + dt, "grad_target_ptr": "*" + dt, **ptrs,
                  "grad_output_ptr": "*" + dt, **sizes, **strides, **go_strides, "scale": "fp64",
                  "BLOCK": "constexpr", "ACC": "constexpr", "PER_ELEMENT_GRAD": "constexpr",
-                 "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr", "FLAT": "constexpr"},
-                {**const, **flags}, f"{dt},per_element={per_element}"))
+                 "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr", "FLAT": "constexpr",
+                 "LOSS": "constexpr"},
+                {**const, **flags}, f"{loss},{dt},per_element={per_element}"))
     return specs
 
 

@@ -41,7 +41,7 @@ from .kernels._checks import (  # noqa: E402,F401
 )
 from .random import get_rng_state, initial_seed, manual_seed, set_rng_state  # noqa: E402,F401
 from .tensor import Tensor  # noqa: E402,F401
-from .ops.elementwise import exp, log, sqrt  # noqa: E402,F401
+from .ops.elementwise import abs, exp, log, maximum, minimum, sqrt  # noqa: E402,F401
 from .ops.reduction import amax, amin, argmin, max, mean, min, sum  # noqa: E402,F401
 from .ops.matmul import matmul  # noqa: E402,F401
 from .ops.comparison import argmax  # noqa: E402,F401

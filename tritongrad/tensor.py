@@ -447,6 +447,9 @@ class Tensor:
     def __neg__(self):
         return _elementwise.neg(self)
 
+    def __abs__(self):
+        return _elementwise.abs(self)
+
     def __pow__(self, exponent):
         return _elementwise.pow(self, exponent)
 
@@ -489,6 +492,15 @@ class Tensor:
 
     def sqrt(self):
         return _elementwise.sqrt(self)
+
+    def abs(self):
+        return _elementwise.abs(self)
+
+    def maximum(self, other):
+        return _elementwise.maximum(self, other)
+
+    def minimum(self, other):
+        return _elementwise.minimum(self, other)
 
     def matmul(self, other):
         return self.__matmul__(other)

@@ -241,3 +241,36 @@ def test_mul_div_bwd_strided_grad_and_errors():
     assert grad_a.is_contiguous()
     with pytest.raises(ShapeError, match=r"\(7, 12\)"):
         ew.mul_bwd(randn(7, 12), a, b)
+
+
+# --- maximum / minimum and the abs backward ---------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_maximum_minimum_special_values_and_backward(dtype, op):
+    a, b = special_values(dtype)
+    reference = getattr(torch, op)
+    assert_close(ew.binary(op, a, b), reference(a, b), dtype=dtype)
+    # gradients, from torch.autograd on the same values; a broadcast (stride-0) operand and
+    # a strided upstream gradient
+    ta = a.double().requires_grad_()
+    tb = b.double().requires_grad_()
+    grad = randn(2 * a.numel(), dtype=dtype)[::2]
+    reference(ta, tb).backward(grad.double())
+    grad_a, grad_b = ew.max_min_bwd(op, grad, a, b)
+    assert_close(grad_a, ta.grad.to(dtype), dtype=dtype, name="grad_a")
+    assert_close(grad_b, tb.grad.to(dtype), dtype=dtype, name="grad_b")
+    row = randn(1, 5, dtype=dtype)
+    col = randn(3, 1, dtype=dtype).expand(3, 5)
+    only_b = ew.max_min_bwd(op, randn(3, 5, dtype=dtype), row.expand(3, 5), col,
+                            need_a=False)
+    assert only_b[0] is None and only_b[1].shape == (3, 5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_abs_backward(dtype):
+    x = special_values(dtype)[0]
+    grad = randn(x.numel(), dtype=dtype)
+    tx = x.double().requires_grad_()
+    tx.abs().backward(grad.double())
+    assert_close(ew.abs_bwd(grad, x), tx.grad.to(dtype), dtype=dtype)

@@ -8,7 +8,7 @@ from tests.launches import recorded_launches
 from tritongrad.kernels import mse as mse_kernels
 from tritongrad.kernels._arrivals import arrival_counter
 from tritongrad.kernels._checks import DTypeError, ShapeError
-from tritongrad.kernels.mse import BLOCK, mse_bwd, mse_fwd
+from tritongrad.kernels.mse import BLOCK, l1_bwd, l1_fwd, mse_bwd, mse_fwd
 from tritongrad.testing.compare import assert_close
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -122,3 +122,22 @@ def test_errors_name_what_they_saw():
         mse_bwd(torch.randn(3), torch.randn(3), torch.randn(3), "mean")
     with pytest.raises(DTypeError):
         mse_fwd(torch.arange(3), torch.arange(3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_l1_mode_matches_torch(dtype, reduction):
+    input = torch.randn(2 * BLOCK + 3).to(dtype)
+    target = torch.randn(2 * BLOCK + 3).to(dtype)
+    target[::4] = input[::4]  # equal elements: gradient 0
+    input[5] = float("nan")
+    input, target = input[::2], target[::2]  # strided views
+    grad_output = torch.randn(input.shape if reduction == "none" else ()).to(dtype)
+    x = input.float().requires_grad_()
+    t = target.float().requires_grad_()
+    ref = F.l1_loss(x, t, reduction=reduction)
+    ref.backward(grad_output.float())
+    grad_input, grad_target = l1_bwd(grad_output, input, target, reduction, True, True)
+    assert_close(l1_fwd(input, target, reduction), ref.detach().to(dtype), dtype=dtype)
+    assert_close(grad_input, x.grad.to(dtype), dtype=dtype, name="grad_input")
+    assert_close(grad_target, t.grad.to(dtype), dtype=dtype, name="grad_target")

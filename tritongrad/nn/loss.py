@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..ops.loss import cross_entropy, legacy_reduction, mse_loss
+from ..ops.loss import cross_entropy, l1_loss, legacy_reduction, mse_loss
 from ..tensor import Tensor
 from .module import Module
 
@@ -18,6 +18,13 @@ class MSELoss(_Loss):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return mse_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(_Loss):
+    """mean(|input - target|) (or 'sum' / 'none'); input and target shapes must match."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return l1_loss(input, target, reduction=self.reduction)
 
 
 class CrossEntropyLoss(_Loss):

@@ -183,6 +183,55 @@ class Sqrt(Function):
         return Tensor._wrap(ew.binary_scalar("mul", ew.binary("div", grad._data, out._data), 0.5))
 
 
+class Abs(Function):
+    """y = |x|: dy/dx = sgn(x), 0 at x == 0 (and at NaN), as torch."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor) -> Tensor:
+        ctx.save_for_backward(a)
+        return Tensor._wrap(ew.unary("abs", a._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (a,) = ctx.saved_tensors
+        return Tensor._wrap(ew.abs_bwd(grad._data, a._data))
+
+
+class Maximum(Function):
+    """c = maximum(a, b): dc/da = [a > b], dc/db = [a < b], 1/2 each on ties (torch's
+    choice); both gradients from one launch, summed back over broadcast dims."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return Tensor._wrap(ew.binary("maximum", a._data, b._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _max_min_backward(ctx, grad, "maximum")
+
+
+class Minimum(Function):
+    """c = minimum(a, b): dc/da = [a < b], dc/db = [a > b], 1/2 each on ties."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return Tensor._wrap(ew.binary("minimum", a._data, b._data))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _max_min_backward(ctx, grad, "minimum")
+
+
+def _max_min_backward(ctx, grad: Tensor, op: str):
+    a, b = ctx.saved_tensors
+    need_a, need_b = ctx.needs_input_grad
+    grad_a, grad_b = ew.max_min_bwd(op, grad._data, a._data, b._data, need_a, need_b)
+    return (_wrap_to(grad_a, a.shape) if need_a else None,
+            _wrap_to(grad_b, b.shape) if need_b else None)
+
+
 # --- dtype promotion and the user-facing functions -----------------------------------------
 
 
@@ -222,7 +271,7 @@ def check_int_scalar(op: str, a: Tensor, scalar) -> None:
     """An integer scalar for an integer tensor reaches the kernel as an fp64 argument:
     exact up to 2^53, so a larger one is refused rather than rounded (2^53 + 1 -> 2^53)."""
     if (isinstance(scalar, numbers.Integral) and not a.is_floating_point()
-            and abs(int(scalar)) > 2**53):
+            and not -2**53 <= int(scalar) <= 2**53):  # not abs(): shadowed below
         raise DTypeError(f"{op}: integer scalars beyond 2^53 are not supported with a "
                          f"{a.dtype} tensor (got {int(scalar)}); use a tensor operand")
 
@@ -317,6 +366,33 @@ def log(a: Tensor) -> Tensor:
 
 def sqrt(a: Tensor) -> Tensor:
     return Sqrt.apply(_float_operand(a))
+
+
+def abs(a: Tensor) -> Tensor:
+    """|a| (integers exactly, forward only; torch has no abs of bool)."""
+    return Abs.apply(a)
+
+
+def _max_min(op: str, a: Tensor, b: Tensor, function: type) -> Tensor:
+    for name, value in (("input", a), ("other", b)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"{op}(): argument '{name}' must be Tensor, not "
+                            f"{type(value).__name__}")
+    if _result_dtype(a, b) == torch.bool:
+        # of bools, maximum is logical or and minimum logical and: exact in int64
+        return function.apply(a.to(torch.int64), b.to(torch.int64)).to(torch.bool)
+    a, b = _promoted(op, a, b)
+    return function.apply(a, b)
+
+
+def maximum(a: Tensor, b: Tensor) -> Tensor:
+    """Element-wise maximum with broadcasting and torch's promotion; NaN propagates."""
+    return _max_min("maximum", a, b, Maximum)
+
+
+def minimum(a: Tensor, b: Tensor) -> Tensor:
+    """Element-wise minimum with broadcasting and torch's promotion; NaN propagates."""
+    return _max_min("minimum", a, b, Minimum)
 
 
 def inplace(target: Tensor, op: str, other, alpha: float = 1.0) -> Tensor:

@@ -21,7 +21,7 @@ from ..kernels import cross_entropy as ce
 from ..kernels._checks import DTypeError, ShapeError, UnsupportedError
 from ..kernels._launch import cdiv
 from ..kernels.copy import copy as copy_kernel
-from ..kernels.mse import mse_bwd, mse_fwd
+from ..kernels.mse import l1_bwd, l1_fwd, mse_bwd, mse_fwd
 from ..tensor import Tensor
 from .matmul import mm
 
@@ -82,6 +82,34 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     input = _tensor(input, "input", "mse_loss")
     target = _tensor(target, "target", "mse_loss")
     return MSELoss.apply(input, target, reduction)
+
+
+class L1Loss(Function):
+    """loss = reduce(|input - target|). With d = input - target and s = 1/N for 'mean'
+    (1 for 'sum'): dloss/dinput = s sgn(d) * grad (0 where d == 0, as torch),
+    dloss/dtarget = -dloss/dinput. The MSE kernels with their L1 mode."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, target: Tensor, reduction: str) -> Tensor:
+        ctx.reduction = reduction
+        ctx.save_for_backward(input, target)
+        return Tensor._wrap(l1_fwd(input._data, target._data, reduction))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        input, target = ctx.saved_tensors
+        need_input, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_input, grad_target = l1_bwd(grad._data, input._data, target._data, ctx.reduction,
+                                         need_input=need_input, need_target=need_target)
+        return _wrap(grad_input), _wrap(grad_target), None
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+            reduction: str = "mean") -> Tensor:
+    """Mean absolute error, as ``torch.nn.functional.l1_loss`` (shapes must match exactly)."""
+    input = _tensor(input, "input", "l1_loss")
+    target = _tensor(target, "target", "l1_loss")
+    return L1Loss.apply(input, target, legacy_reduction(size_average, reduce, reduction))
 
 
 class CrossEntropy(Function):

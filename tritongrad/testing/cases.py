@@ -183,7 +183,8 @@ def _core_cases() -> list:
                    lambda s, d, g: (randn(g, first(s)), (slice(1, None), slice(None, None, 2))),
                    (spec((7, 13)),)),
     ]
-    for name, cls in (("add", ew.Add), ("sub", ew.Sub), ("mul", ew.Mul), ("div", ew.Div)):
+    for name, cls in (("add", ew.Add), ("sub", ew.Sub), ("mul", ew.Mul), ("div", ew.Div),
+                      ("maximum", ew.Maximum), ("minimum", ew.Minimum)):
         def make(s, d, g, _div=cls is ew.Div):
             return randn(g, s.shapes[0]), (positive if _div else randn)(g, s.shapes[1])
 
@@ -209,7 +210,7 @@ def _core_cases() -> list:
                                 gradcheck_spec=spec((2, 3))))
 
     for name, cls, pos in (("neg", ew.Neg, False), ("exp", ew.Exp, False),
-                           ("log", ew.Log, True), ("sqrt", ew.Sqrt, True)):
+                           ("log", ew.Log, True), ("sqrt", ew.Sqrt, True), ("abs", ew.Abs, False)):
         def make(s, d, g, _pos=pos):
             return ((positive(g, first(s)) if _pos else x_arg(s, g)),)
 
@@ -286,6 +287,12 @@ def _loss_cases() -> list:
                                     s.option("reduction")),
                    (spec((7, 13), reduction="mean"),),
                    gradcheck_spec=spec((2, 3), reduction="sum")),
+        ParityCase("l1_loss", loss.L1Loss,
+                   lambda s, d, g: (randn(g, s.shapes[0]), randn(g, s.shapes[0]),
+                                    s.option("reduction")),
+                   (spec((7, 13), reduction="mean"), spec((7, 13), reduction="sum"),
+                    spec((7, 13), reduction="none")),
+                   gradcheck_spec=spec((2, 3), reduction="none")),
         ParityCase("cross_entropy", loss.CrossEntropy, ce_args, ce_specs,
                    dtypes=(FP32, FP16, BF16)),
         ParityCase("linear_cross_entropy", loss.LinearCrossEntropy, lce_args, lce_specs,

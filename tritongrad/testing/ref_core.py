@@ -47,6 +47,9 @@ for cls, fn in {
     ew.Exp: torch.exp,
     ew.Log: torch.log,
     ew.Sqrt: torch.sqrt,
+    ew.Abs: torch.abs,
+    ew.Maximum: torch.maximum,
+    ew.Minimum: torch.minimum,
     red.Sum: _sum,
     red.Mean: _mean,
 }.items():

@@ -23,5 +23,7 @@ def _linear_cross_entropy(hidden, weight, target, bias, ignore_index, reduction,
 
 
 register_reference(loss.MSELoss, _mse)
+register_reference(loss.L1Loss, lambda input, target, reduction:
+                   F.l1_loss(input, target, reduction=reduction))
 register_reference(loss.CrossEntropy, _cross_entropy)
 register_reference(loss.LinearCrossEntropy, _linear_cross_entropy)
