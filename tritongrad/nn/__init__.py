@@ -17,9 +17,10 @@ from .layers import (  # noqa: F401
     Softmax,
     Tanh,
 )
-from .loss import CrossEntropyLoss, L1Loss, MSELoss  # noqa: F401
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss  # noqa: F401
 from .module import Module, Parameter, StateDictError  # noqa: F401
 
 __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
-           "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss"]
+           "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss",
+           "BCEWithLogitsLoss"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..ops.bce import binary_cross_entropy_with_logits
 from ..ops.loss import cross_entropy, l1_loss, legacy_reduction, mse_loss
 from ..tensor import Tensor
 from .module import Module
@@ -45,3 +46,20 @@ class CrossEntropyLoss(_Loss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                              reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Sigmoid + binary cross-entropy in one stable op, as torch's: input and target of
+    the same shape, ``weight`` (broadcast to input) and ``pos_weight`` (broadcast over the
+    last dim) are buffers, constants for autograd."""
+
+    def __init__(self, weight: Tensor | None = None, size_average=None, reduce=None,
+                 reduction: str = "mean", pos_weight: Tensor | None = None) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return binary_cross_entropy_with_logits(input, target, self.weight,
+                                                reduction=self.reduction,
+                                                pos_weight=self.pos_weight)

@@ -251,6 +251,25 @@ def _matmul_cases() -> list:
     ]
 
 
+def _bce_cases() -> list:
+    from ..ops import bce
+
+    def bce_args(s, d, g):
+        shape = s.shapes[0]
+        weighted = s.option("weighted", False)
+        weight = constant(torch.rand(shape[-1:], generator=g) + 0.5) if weighted else None
+        pos_weight = constant(torch.rand(shape[-1:], generator=g) * 3.0) if weighted else None
+        # soft labels in [0, 1]; the target is differentiable too
+        return (randn(g, shape) * 3.0, torch.rand(shape, generator=g), weight, pos_weight,
+                s.option("reduction"), True)
+
+    return [ParityCase("binary_cross_entropy_with_logits", bce.BCEWithLogits, bce_args,
+                       (spec((7, 13), reduction="mean"), spec((7, 13), reduction="sum",
+                                                            weighted=True),
+                        spec((3, 4, 5), reduction="none", weighted=True)),
+                       dtypes=(FP32, FP16, BF16))]
+
+
 def _loss_cases() -> list:
     from ..ops import loss
 
@@ -297,7 +316,7 @@ def _loss_cases() -> list:
                    dtypes=(FP32, FP16, BF16)),
         ParityCase("linear_cross_entropy", loss.LinearCrossEntropy, lce_args, lce_specs,
                    dtypes=(FP32, FP16, BF16)),
-    ]
+    ] + _bce_cases()
 
 
 def _activation_cases() -> list:
