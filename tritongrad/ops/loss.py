@@ -57,6 +57,23 @@ def _wrap(data: torch.Tensor | None) -> Tensor | None:
     return None if data is None else Tensor._wrap(data)
 
 
+def _pointwise_loss_forward(ctx, launcher, input: Tensor, target: Tensor,
+                            reduction: str) -> Tensor:
+    """MSE and L1 share kernels (kernels/mse.py): save both inputs, launch the forward."""
+    ctx.reduction = reduction
+    ctx.save_for_backward(input, target)
+    return Tensor._wrap(launcher(input._data, target._data, reduction))
+
+
+def _pointwise_loss_backward(ctx, launcher, grad: Tensor):
+    """Both gradients from one launch of ``launcher``, skipping what nobody needs."""
+    input, target = ctx.saved_tensors
+    grad_input, grad_target = launcher(grad._data, input._data, target._data, ctx.reduction,
+                                       need_input=ctx.needs_input_grad[0],
+                                       need_target=ctx.needs_input_grad[1])
+    return _wrap(grad_input), _wrap(grad_target), None
+
+
 class MSELoss(Function):
     """loss = reduce((input - target)^2). With d = input - target and s = 1/N for
     'mean' (1 for 'sum'): dloss/dinput = 2 s d * grad, dloss/dtarget = -dloss/dinput
@@ -64,17 +81,11 @@ class MSELoss(Function):
 
     @staticmethod
     def forward(ctx, input: Tensor, target: Tensor, reduction: str) -> Tensor:
-        ctx.reduction = reduction
-        ctx.save_for_backward(input, target)
-        return Tensor._wrap(mse_fwd(input._data, target._data, reduction))
+        return _pointwise_loss_forward(ctx, mse_fwd, input, target, reduction)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        input, target = ctx.saved_tensors
-        need_input, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_input, grad_target = mse_bwd(grad._data, input._data, target._data, ctx.reduction,
-                                          need_input=need_input, need_target=need_target)
-        return _wrap(grad_input), _wrap(grad_target), None
+        return _pointwise_loss_backward(ctx, mse_bwd, grad)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -91,17 +102,11 @@ class L1Loss(Function):
 
     @staticmethod
     def forward(ctx, input: Tensor, target: Tensor, reduction: str) -> Tensor:
-        ctx.reduction = reduction
-        ctx.save_for_backward(input, target)
-        return Tensor._wrap(l1_fwd(input._data, target._data, reduction))
+        return _pointwise_loss_forward(ctx, l1_fwd, input, target, reduction)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        input, target = ctx.saved_tensors
-        need_input, need_target = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_input, grad_target = l1_bwd(grad._data, input._data, target._data, ctx.reduction,
-                                         need_input=need_input, need_target=need_target)
-        return _wrap(grad_input), _wrap(grad_target), None
+        return _pointwise_loss_backward(ctx, l1_bwd, grad)
 
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
