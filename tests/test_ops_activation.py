@@ -9,6 +9,7 @@ from tests.launches import recorded_launches
 from tritongrad import nn
 from tritongrad.nn import functional as F
 from tritongrad.testing import assert_parity, gradcheck
+from tritongrad.testing.compare import assert_close
 
 DEVICE = tg.device()
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -115,3 +116,14 @@ def test_saturated_tails_and_nan_through_autograd():
     x = torch.tensor([-1000.0, -100.0, -40.0, 40.0, 50.0, float("nan")], device=DEVICE)
     for op, (ours, theirs) in OPS.items():
         assert_parity(ours, theirs, x, dtype=torch.float32)
+
+
+def test_functional_inplace_flags_are_accepted_as_torch_spells_them():
+    # F.relu(x, inplace=True) and F.silu(x, inplace=True) are common in torch code; like
+    # F.dropout here they return a new tensor with the same values
+    ref = torch.randn(3, 5)
+    x = tg.from_torch(ref.to(tg.device()))
+    for ours, theirs in ((F.relu, torch.nn.functional.relu),
+                         (F.silu, torch.nn.functional.silu)):
+        got = ours(x, inplace=True).torch().cpu()
+        assert_close(got, theirs(ref.clone(), inplace=True), dtype=torch.float32)

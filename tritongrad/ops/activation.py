@@ -37,8 +37,10 @@ class ReLU(Function):
         return (Tensor._wrap(relu_bwd(grad_out._data, out._data)),)
 
 
-def relu(x: Tensor) -> Tensor:
-    """max(x, 0) elementwise (NaN stays NaN)."""
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0) elementwise (NaN stays NaN). ``inplace`` is accepted for torch
+    compatibility (``F.relu(x, inplace=True)``) and ignored: the result is always a new
+    tensor, as nn.ReLU(inplace=True) and F.dropout's are."""
     return ReLU.apply(x)
 
 
@@ -177,6 +179,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     return GELU.apply(x, check_gelu_approximate(approximate))
 
 
-def silu(x: Tensor) -> Tensor:
-    """x sigmoid(x) elementwise (swish), as torch.nn.functional.silu."""
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
+    """x sigmoid(x) elementwise (swish), as torch.nn.functional.silu; ``inplace`` as in
+    relu (accepted, ignored: a new tensor)."""
     return SiLU.apply(x)
