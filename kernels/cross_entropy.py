@@ -382,31 +382,32 @@ def _check_reduction(reduction: str) -> None:
                          f"expected one of {REDUCTIONS}")
 
 
-def check_target(logits: torch.Tensor, target: torch.Tensor) -> None:
-    """Metadata checks of a (N,) int64 target against (N, C) logits, before any launch."""
-    check_tensor(OP, "target", target)
+def check_target(logits: torch.Tensor, target: torch.Tensor, op: str = OP) -> None:
+    """Metadata checks of a (N,) int64 target against (N, C) logits, before any launch;
+    ``op`` names the op in the messages (nll_loss shares these checks)."""
+    check_tensor(op, "target", target)
     if target.dtype != torch.int64:
-        raise DTypeError(f"{OP}: expected target dtype to be Long (int64), but got "
+        raise DTypeError(f"{op}: expected target dtype to be Long (int64), but got "
                          f"{dtype_name(target.dtype)}")
     if target.dim() != 1:
-        raise ShapeError(f"{OP}: target must be 1-D (N,) class indices, got shape "
+        raise ShapeError(f"{op}: target must be 1-D (N,) class indices, got shape "
                          f"{tuple(target.shape)}")
     if target.shape[0] != logits.shape[0]:
-        raise ShapeError(f"{OP}: Expected input batch_size ({logits.shape[0]}) to match "
+        raise ShapeError(f"{op}: Expected input batch_size ({logits.shape[0]}) to match "
                          f"target batch_size ({target.shape[0]}).")
-    check_same_device(OP, logits=logits, target=target)
+    check_same_device(op, logits=logits, target=target)
 
 
-def check_weight(logits: torch.Tensor, weight: torch.Tensor | None) -> None:
+def check_weight(logits: torch.Tensor, weight: torch.Tensor | None, op: str = OP) -> None:
     """Metadata checks of optional (C,) class weights, before any launch."""
     if weight is None:
         return
-    check_tensor(OP, "weight", weight, LOGIT_DTYPES + (torch.float64,), ndims=(1,))
+    check_tensor(op, "weight", weight, LOGIT_DTYPES + (torch.float64,), ndims=(1,))
     if weight.shape[0] != logits.shape[1]:
-        raise ShapeError(f"{OP}: weight tensor should be defined either for all "
+        raise ShapeError(f"{op}: weight tensor should be defined either for all "
                          f"{logits.shape[1]} classes or no classes but got weight tensor of "
                          f"shape: [{weight.shape[0]}]")
-    check_same_device(OP, logits=logits, weight=weight)
+    check_same_device(op, logits=logits, weight=weight)
 
 
 def new_label_errors(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -416,16 +417,17 @@ def new_label_errors(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def raise_on_label_errors(errors: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor,
-                          n_cols: int, ignore_index: int) -> None:
+                          n_cols: int, ignore_index: int, op: str = OP) -> None:
     """Read the device flag (one host sync); if a row set it, find the first offending
     label in row order (one more launch, on this error path only) and raise torch's
-    OutOfRangeError for it. Rows race to set the flag, so it cannot say which one."""
+    OutOfRangeError for it, prefixed with ``op``. Rows race to set the flag, so it cannot
+    say which one."""
     flag, label = errors
     if int(flag.item()):
         launch(first_bad_label_kernel, (1,), label, target, target.shape[0], n_cols,
                int(ignore_index), target.stride(0), BLOCK=REDUCE_BLOCK,
                flops=target.shape[0], bytes_moved=target.shape[0] * target.element_size())
-        raise OutOfRangeError(f"{OP}: Target {int(label.item())} is out of bounds.")
+        raise OutOfRangeError(f"{op}: Target {int(label.item())} is out of bounds.")
 
 
 def cross_entropy_rows(

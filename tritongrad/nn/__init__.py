@@ -17,10 +17,10 @@ from .layers import (  # noqa: F401
     Softmax,
     Tanh,
 )
-from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss  # noqa: F401
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter, StateDictError  # noqa: F401
 
 __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
            "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss",
-           "BCEWithLogitsLoss"]
+           "BCEWithLogitsLoss", "NLLLoss"]

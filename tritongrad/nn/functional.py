@@ -9,9 +9,10 @@ from ..ops.dropout import dropout
 from ..ops.layer_norm import layer_norm
 from ..ops.loss import cross_entropy, l1_loss, linear_cross_entropy, mse_loss
 from ..ops.matmul import linear, linear_relu
+from ..ops.nll import nll_loss
 from ..ops.norm import clip_norm
 
 __all__ = ["relu", "softmax", "log_softmax", "linear", "linear_relu", "mse_loss", "l1_loss",
            "cross_entropy", "linear_cross_entropy", "clip_norm", "dropout",
            "tanh", "sigmoid", "gelu", "silu", "layer_norm",
-           "binary_cross_entropy_with_logits"]
+           "binary_cross_entropy_with_logits", "nll_loss"]

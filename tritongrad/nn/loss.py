@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..ops.bce import binary_cross_entropy_with_logits
 from ..ops.loss import cross_entropy, l1_loss, legacy_reduction, mse_loss
+from ..ops.nll import nll_loss
 from ..tensor import Tensor
 from .module import Module
 
@@ -46,6 +47,21 @@ class CrossEntropyLoss(_Loss):
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                              reduction=self.reduction, label_smoothing=self.label_smoothing)
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of (N, C) log-probabilities against (N,) int64 labels, with
+    per-class ``weight`` (a buffer, as torch's), ``ignore_index`` and ``reduction``."""
+
+    def __init__(self, weight: Tensor | None = None, size_average=None, ignore_index: int = -100,
+                 reduce=None, reduction: str = "mean") -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)
+        self.ignore_index = int(ignore_index)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                        reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):

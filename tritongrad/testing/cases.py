@@ -316,7 +316,24 @@ def _loss_cases() -> list:
                    dtypes=(FP32, FP16, BF16)),
         ParityCase("linear_cross_entropy", loss.LinearCrossEntropy, lce_args, lce_specs,
                    dtypes=(FP32, FP16, BF16)),
-    ] + _bce_cases()
+    ] + _bce_cases() + _nll_cases()
+
+
+def _nll_cases() -> list:
+    from ..ops import nll
+
+    def nll_args(s, d, g):
+        n, c = s.shapes[0]
+        # row 1 carries ignore_index; the input is any (N, C) tensor, log-probabilities or not
+        weight = constant(randn(g, (c,)).abs() + 0.1) if s.option("weighted", False) else None
+        return (randn(g, (n, c)) * 2.0, labels(g, n, c, ignored=-100), weight, -100,
+                s.option("reduction"))
+
+    return [ParityCase("nll_loss", nll.NLLLoss, nll_args,
+                       (spec((6, 10), reduction="mean"), spec((6, 10), reduction="sum"),
+                        spec((6, 10), reduction="none", weighted=True),
+                        spec((6, 10), reduction="mean", weighted=True)),
+                       dtypes=(FP32, FP16, BF16))]
 
 
 def _activation_cases() -> list:

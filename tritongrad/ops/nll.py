@@ -1,0 +1,62 @@
+"""Negative log-likelihood loss (``kernels/nll.py``): torch's ``F.nll_loss`` on (N, C)
+log-probabilities and (N,) int64 class labels."""
+
+from __future__ import annotations
+
+from ..autograd.function import Function
+from ..kernels import nll
+from ..kernels._checks import UnsupportedError
+from ..tensor import Tensor
+from . import loss as _loss
+from .loss import _tensor, _wrap, legacy_reduction
+
+OP = nll.OP
+
+
+class NLLLoss(Function):
+    """loss_r = -w_{t_r} input[r, t_r] (0 on ignored rows), reduced by mean (over the valid
+    rows' summed target weights W) / sum / none. d loss / d input[r, c] = -w_{t_r} g
+    (g / W for 'mean', g_r for 'none') at c == t_r and 0 elsewhere (derivation in
+    kernels/nll.py). Forward reads one element per row and needs nothing saved but the
+    labels, the weights and W; backward writes the (N, C) gradient in one launch.
+    weight is a constant."""
+
+    @staticmethod
+    def forward(ctx, input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int,
+                reduction: str) -> Tensor:
+        loss, divisor = nll.nll_fwd(input._data, target._data,
+                                    None if weight is None else weight._data, ignore_index,
+                                    reduction, check_labels=_loss.CHECK_LABELS)
+        ctx.reduction, ctx.ignore_index = reduction, ignore_index
+        ctx.n_cols, ctx.input_dtype = input.shape[1], input.dtype
+        ctx.save_for_backward(target, weight, _wrap(divisor))
+        return Tensor._wrap(loss)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        none = (None,) * 4
+        if not ctx.needs_input_grad[0]:
+            return (None,) + none
+        target, weight, divisor = ctx.saved_tensors
+        grad_input = nll.nll_bwd(grad._data, target._data,
+                                 None if weight is None else weight._data,
+                                 None if divisor is None else divisor._data, ctx.n_cols,
+                                 ctx.ignore_index, ctx.reduction, out_dtype=ctx.input_dtype)
+        return (Tensor._wrap(grad_input),) + none
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    """``torch.nn.functional.nll_loss`` for (N, C) input (log-probabilities, e.g. from
+    ``log_softmax``) and (N,) int64 class labels, with torch's arguments in torch's order
+    (``size_average``/``reduce`` are torch's deprecated spellings of ``reduction``).
+    ``weight``: (C,) class weights, a constant (no gradient flows to it, as in torch)."""
+    input = _tensor(input, "input", OP)
+    target = _tensor(target, "target", OP)
+    if weight is not None:
+        weight = _tensor(weight, "weight", OP)
+        if weight.requires_grad:
+            raise UnsupportedError(f"{OP}: the derivative for 'weight' is not implemented "
+                                   f"(as in torch); pass weight.detach()")
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return NLLLoss.apply(input, target, weight, int(ignore_index), reduction)
