@@ -12,7 +12,7 @@
 #   2. explore: `perf/explore.py`, tuning sweeps (EXPLORE_ONLY picks them; the MSE/ReLU one
 #      first, then cross-entropy, matmul, host profile): explore.md, written per sweep
 #   3. parity:  `python -m tritongrad parity`, every op's forward and gradients against
-#      torch on this GPU (about 285 rows; PARITY_LIMIT s, default 90): parity-<date>.json
+#      torch on this GPU (about 500 rows; PARITY_LIMIT s, default 90): parity-<date>.json
 #   4. tests:   the CUDA test suite, the GPU-only tests first (TEST_PATHS)
 #   5. perf:    the full perf suite (its quick benchmarks with targets first):
 #      <device>-<date>.json/.md and the plots
