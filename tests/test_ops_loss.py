@@ -30,7 +30,7 @@ def labels(n_rows, n_cols, ignored=(), ignore_index=-100):
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", [(1, 7), (13, 5)])
 def test_mse_loss(dtype, reduction, shape):
-    assert_parity(lambda x, y: losses.mse_loss(x, y, reduction),
+    assert_parity(lambda x, y: losses.mse_loss(x, y, reduction=reduction),
                   lambda x, y: F.mse_loss(x, y, reduction=reduction),
                   torch.randn(shape), torch.randn(shape), dtype=dtype)
 
@@ -45,7 +45,7 @@ def test_mse_loss_on_views(dtype):
 def test_mse_loss_only_input_grad():
     x = tg.randn(3, 4, requires_grad=True)
     target = tg.randn(3, 4)
-    losses.mse_loss(x, target, "sum").backward()
+    losses.mse_loss(x, target, reduction="sum").backward()
     assert target.grad is None
     assert_close(x.grad, 2 * (x.torch() - target.torch()), dtype=torch.float32)
 
@@ -236,3 +236,14 @@ def test_linear_cross_entropy_errors():
         losses.linear_cross_entropy(hidden, weight, tg.from_torch(torch.tensor([0, 1])))
     with pytest.raises(tg.ShapeError, match="hidden size"):
         losses.linear_cross_entropy(hidden, tg.randn(5, 3), tg.from_torch(torch.tensor([0, 1, 2])))
+
+
+def test_mse_loss_takes_torchs_legacy_arguments_in_torchs_order():
+    # torch's third and fourth positional arguments are size_average and reduce
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    tx, ty = tg.from_torch(x.to(tg.device())), tg.from_torch(y.to(tg.device()))
+    for args in ((False, None), (None, False), (True, True)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's deprecation notice
+            want = F.mse_loss(x, y, *args)
+        assert_close(losses.mse_loss(tx, ty, *args), want, dtype=torch.float32)

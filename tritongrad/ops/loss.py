@@ -88,11 +88,13 @@ class MSELoss(Function):
         return _pointwise_loss_backward(ctx, mse_bwd, grad)
 
 
-def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Mean squared error, as ``torch.nn.functional.mse_loss`` (shapes must match exactly)."""
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """Mean squared error, as ``torch.nn.functional.mse_loss``, with torch's arguments in
+    torch's order (shapes must match exactly)."""
     input = _tensor(input, "input", "mse_loss")
     target = _tensor(target, "target", "mse_loss")
-    return MSELoss.apply(input, target, reduction)
+    return MSELoss.apply(input, target, legacy_reduction(size_average, reduce, reduction))
 
 
 class L1Loss(Function):
