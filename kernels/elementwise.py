@@ -3,8 +3,8 @@ backward kernels of mul, div, maximum/minimum, abs and pow-by-a-scalar.
 
 Three kernels serve every op (the op is a constexpr string, so each op compiles
 to straight-line code): ``binary_kernel`` (two strided inputs), ``unary_kernel``
-(one strided input and a scalar) and ``mul_div_bwd_kernel`` (two outputs in one
-launch). Inputs are read through their strides, broadcast dims with stride 0, so
+(one strided input and a scalar) and ``binary_bwd_kernel`` (both operands' gradients
+in one launch). Inputs are read through their strides, broadcast dims with stride 0, so
 no view is copied first. Math runs in fp32 (fp64 for fp64 tensors), and the result
 is rounded once into the output's dtype.
 
@@ -295,7 +295,7 @@ def unary_kernel(
 
 
 @triton.jit
-def mul_div_bwd_kernel(
+def binary_bwd_kernel(
     grad_a_ptr, grad_b_ptr, grad_ptr, a_ptr, b_ptr,
     numel, size1, size2, size3, size4, size5,
     g_s0, g_s1, g_s2, g_s3, g_s4, g_s5,
@@ -304,19 +304,26 @@ def mul_div_bwd_kernel(
     OP: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
     FLAT: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """Both input gradients of out = a * b or out = a / b, over the broadcast shape.
+    """Both input gradients of out = a OP b, over the broadcast shape.
 
     grad_a_ptr, grad_b_ptr: contiguous outputs of the broadcast shape (written only
         when NEED_A / NEED_B); the caller sums them back to a's and b's shapes.
     grad_ptr: upstream gradient of the broadcast shape, strides g_s*.
     a_ptr, b_ptr: the forward inputs, expanded to the broadcast shape (strides a_s*, b_s*).
     numel: element count; size1..size5: trailing sizes (dim 0's is implied).
-    OP: "mul" or "div".
+    OP: "mul", "div", "maximum" or "minimum".
     """
     # mul: out = a * b      -> d out/da = b,    d out/db = a
     #      grad_a = grad * b, grad_b = grad * a
     # div: out = a * b**-1  -> d out/da = 1/b,  d out/db = -a * b**-2
     #      grad_a = grad / b, grad_b = -grad * a / b**2 = -(grad / b) * a / b
+    # maximum: out = a where a > b, b where a < b, so d out/da = [a > b], d out/db = [a < b].
+    #      At a tie torch splits the subgradient evenly: d out/da = d out/db = 1/2. With NaN
+    #      in either operand no comparison holds, and torch's formula
+    #        grad_a = where(a == b, grad / 2, grad).masked_fill(a < b, 0)
+    #        grad_b = where(a == b, grad / 2, grad).masked_fill(a > b, 0)
+    #      passes the whole grad to both. minimum is the same with < and > swapped. Computed
+    #      as grad * 0.5 and where(), never grad * 0, so a NaN grad only reaches unmasked slots.
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
     mask = linear < numel
@@ -326,79 +333,43 @@ def mul_div_bwd_kernel(
     b_off = offsets_of(linear, size1, size2, size3, size4, size5,
                        b_s0, b_s1, b_s2, b_s3, b_s4, b_s5, FLAT)
     b = upcast(tl.load(b_ptr + b_off, mask=mask, other=1.0))
-    if OP == "mul":
+    if OP == "mul" or OP == "div":
+        if OP == "mul":
+            grad_for_a = grad * b
+        else:
+            grad_for_a = div_rn(grad, b)  # grad / b, also the first factor of grad_b
         if NEED_A:
-            tl.store(grad_a_ptr + linear, cast_to(grad * b, grad_a_ptr.dtype.element_ty),
+            tl.store(grad_a_ptr + linear, cast_to(grad_for_a, grad_a_ptr.dtype.element_ty),
                      mask=mask)
-        if NEED_B:
+        if NEED_B:  # a is read only when its partner's gradient needs it
             a_off = offsets_of(linear, size1, size2, size3, size4, size5,
                                a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
             a = upcast(tl.load(a_ptr + a_off, mask=mask, other=0.0))
-            tl.store(grad_b_ptr + linear, cast_to(grad * a, grad_b_ptr.dtype.element_ty),
-                     mask=mask)
-    else:
-        grad_over_b = div_rn(grad, b)
-        if NEED_A:
-            tl.store(grad_a_ptr + linear, cast_to(grad_over_b, grad_a_ptr.dtype.element_ty),
-                     mask=mask)
-        if NEED_B:
-            a_off = offsets_of(linear, size1, size2, size3, size4, size5,
-                               a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
-            a = upcast(tl.load(a_ptr + a_off, mask=mask, other=0.0))
-            grad_b = -div_rn(grad_over_b * a, b)
+            if OP == "mul":
+                grad_b = grad * a
+            else:
+                grad_b = -div_rn(grad_for_a * a, b)
             tl.store(grad_b_ptr + linear, cast_to(grad_b, grad_b_ptr.dtype.element_ty),
                      mask=mask)
-
-
-@triton.jit
-def max_min_bwd_kernel(
-    grad_a_ptr, grad_b_ptr, grad_ptr, a_ptr, b_ptr,
-    numel, size1, size2, size3, size4, size5,
-    g_s0, g_s1, g_s2, g_s3, g_s4, g_s5,
-    a_s0, a_s1, a_s2, a_s3, a_s4, a_s5,
-    b_s0, b_s1, b_s2, b_s3, b_s4, b_s5,
-    OP: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
-    FLAT: tl.constexpr, BLOCK: tl.constexpr,
-):
-    """Both input gradients of out = maximum(a, b) or minimum(a, b), over the broadcast shape.
-
-    Arguments as mul_div_bwd_kernel: grad_a_ptr, grad_b_ptr contiguous outputs of the
-    broadcast shape (written only when NEED_A / NEED_B); grad_ptr the upstream gradient
-    (strides g_s*); a_ptr, b_ptr the forward inputs expanded to that shape.
-    OP: "maximum" or "minimum".
-    """
-    # maximum: out = a where a > b, b where a < b. So d out/da = [a > b], d out/db = [a < b].
-    # At a tie torch splits the subgradient evenly: d out/da = d out/db = 1/2. With NaN in
-    # either operand no comparison holds, and torch's formula
-    #   grad_a = where(a == b, grad / 2, grad).masked_fill(a < b, 0)
-    #   grad_b = where(a == b, grad / 2, grad).masked_fill(a > b, 0)
-    # passes the whole grad to both. minimum is the same with < and > swapped. Computed as
-    # grad * 0.5 and where(), never grad * 0, so a NaN grad only reaches unmasked slots.
-    pid = tl.program_id(0).to(tl.int64)
-    linear = pid * BLOCK + tl.arange(0, BLOCK)
-    mask = linear < numel
-    g_off = offsets_of(linear, size1, size2, size3, size4, size5,
-                       g_s0, g_s1, g_s2, g_s3, g_s4, g_s5, FLAT)
-    a_off = offsets_of(linear, size1, size2, size3, size4, size5,
-                       a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
-    b_off = offsets_of(linear, size1, size2, size3, size4, size5,
-                       b_s0, b_s1, b_s2, b_s3, b_s4, b_s5, FLAT)
-    grad = upcast(tl.load(grad_ptr + g_off, mask=mask, other=0.0))
-    a = upcast(tl.load(a_ptr + a_off, mask=mask, other=0.0))
-    b = upcast(tl.load(b_ptr + b_off, mask=mask, other=0.0))
-    shared = tl.where(a == b, grad * 0.5, grad)
-    if OP == "maximum":
-        a_loses = a < b
-        b_loses = a > b
     else:
-        a_loses = a > b
-        b_loses = a < b
-    if NEED_A:
-        tl.store(grad_a_ptr + linear,
-                 cast_to(tl.where(a_loses, 0.0, shared), grad_a_ptr.dtype.element_ty), mask=mask)
-    if NEED_B:
-        tl.store(grad_b_ptr + linear,
-                 cast_to(tl.where(b_loses, 0.0, shared), grad_b_ptr.dtype.element_ty), mask=mask)
+        a_off = offsets_of(linear, size1, size2, size3, size4, size5,
+                           a_s0, a_s1, a_s2, a_s3, a_s4, a_s5, FLAT)
+        a = upcast(tl.load(a_ptr + a_off, mask=mask, other=1.0))
+        shared = tl.where(a == b, grad * 0.5, grad)
+        if OP == "maximum":
+            a_loses = a < b
+            b_loses = a > b
+        else:
+            a_loses = a > b
+            b_loses = a < b
+        if NEED_A:
+            tl.store(grad_a_ptr + linear,
+                     cast_to(tl.where(a_loses, 0.0, shared), grad_a_ptr.dtype.element_ty),
+                     mask=mask)
+        if NEED_B:
+            tl.store(grad_b_ptr + linear,
+                     cast_to(tl.where(b_loses, 0.0, shared), grad_b_ptr.dtype.element_ty),
+                     mask=mask)
 
 
 # ----------------------------------------------------------------------------- launchers
@@ -646,10 +617,9 @@ def rpow_scalar_bwd(grad: torch.Tensor, out: torch.Tensor, base: float) -> torch
 
 def _mul_div_bwd(op: str, grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                  need_a: bool, need_b: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Both gradients of a two-operand op in one launch: mul and div (mul_div_bwd_kernel),
-    maximum and minimum (max_min_bwd_kernel)."""
+    """Both gradients of a two-operand op (mul, div, maximum, minimum) in one launch of
+    binary_bwd_kernel."""
     name = f"{op}_backward"
-    kernel = max_min_bwd_kernel if op in ("maximum", "minimum") else mul_div_bwd_kernel
     for arg, t in (("grad", grad), ("a", a), ("b", b)):
         check_tensor(name, arg, t, FLOAT_DTYPES)
     check_same_device(name, grad=grad, a=a, b=b)
@@ -667,13 +637,13 @@ def _mul_div_bwd(op: str, grad: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     element = grad.element_size()
     n_out = int(need_a) + int(need_b)
     launch(
-        kernel, (cdiv(numel, BLOCK),),
+        binary_bwd_kernel, (cdiv(numel, BLOCK),),
         grad_a if need_a else grad_b, grad_b if need_b else grad_a, grad, a_full, b_full,
         numel, *sizes[1:], *g_st, *a_st, *b_st,
         OP=op, NEED_A=need_a, NEED_B=need_b, FLAT=flat, BLOCK=BLOCK,
         flops=numel * n_out * (1 if op == "mul" else 2),
         bytes_moved=element * (numel * (1 + n_out) + b.numel()
-                               + a.numel() * (need_b or kernel is max_min_bwd_kernel)),
+                               + a.numel() * (need_b or op in ("maximum", "minimum"))),
     )
     return grad_a, grad_b
 
@@ -755,16 +725,9 @@ def _specs() -> list[CompileSpec]:
                    "BLOCK": "constexpr"}
             specs.append(CompileSpec(unary_kernel, sig, {"OP": op, "FLAT": True, "BLOCK": BLOCK},
                                      f"{op}-{dtype}"))
-    for dtype, op, need_a, need_b in [("fp32", "mul", True, True), ("bf16", "div", True, True),
-                                      ("fp16", "div", False, True), ("fp64", "mul", True, False)]:
-        sig = {"grad_a_ptr": "*" + dtype, "grad_b_ptr": "*" + dtype, "grad_ptr": "*" + dtype,
-               "a_ptr": "*" + dtype, "b_ptr": "*" + dtype, **sizes, **strides("g", "a", "b"),
-               "OP": "constexpr", "NEED_A": "constexpr", "NEED_B": "constexpr",
-               "FLAT": "constexpr", "BLOCK": "constexpr"}
-        constexprs = {"OP": op, "NEED_A": need_a, "NEED_B": need_b, "FLAT": False, "BLOCK": BLOCK}
-        specs.append(CompileSpec(mul_div_bwd_kernel, sig, constexprs,
-                                 f"{op}-{dtype}-{int(need_a)}{int(need_b)}"))
     for dtype, op, need_a, need_b, flat in [
+            ("fp32", "mul", True, True, False), ("bf16", "div", True, True, False),
+            ("fp16", "div", False, True, False), ("fp64", "mul", True, False, False),
             ("fp32", "maximum", True, True, False), ("bf16", "minimum", True, False, True),
             ("fp16", "maximum", False, True, True), ("fp64", "minimum", True, True, False)]:
         sig = {"grad_a_ptr": "*" + dtype, "grad_b_ptr": "*" + dtype, "grad_ptr": "*" + dtype,
@@ -772,7 +735,7 @@ def _specs() -> list[CompileSpec]:
                "OP": "constexpr", "NEED_A": "constexpr", "NEED_B": "constexpr",
                "FLAT": "constexpr", "BLOCK": "constexpr"}
         constexprs = {"OP": op, "NEED_A": need_a, "NEED_B": need_b, "FLAT": flat, "BLOCK": BLOCK}
-        specs.append(CompileSpec(max_min_bwd_kernel, sig, constexprs,
+        specs.append(CompileSpec(binary_bwd_kernel, sig, constexprs,
                                  f"{op}-{dtype}-{int(need_a)}{int(need_b)}"))
     return specs
 
