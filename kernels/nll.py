@@ -36,7 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._checks import ShapeError, check_tensor
+from ._checks import DTypeError, ShapeError, check_tensor, dtype_name
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import contiguous
@@ -167,13 +167,16 @@ def nll_fwd(
     Returns (loss, divisor): loss is 0-d for 'mean'/'sum' and (N,) for 'none', in the input
     dtype; divisor is the 0-d 'mean' divisor (int64 count of valid rows, or with ``weight``
     the fp32 sum of their target weights), also returned for 'sum', None for 'none'.
-    ``weight``: optional (C,) class weights. Input of any strides is read in place.
+    ``weight``: optional (C,) class weights in the input's dtype. Input of any strides is read in place.
     check_labels=True syncs once to raise OutOfRangeError on a label outside [0, C);
     check_labels=False skips the sync (a bad label's row loss is then NaN)."""
     _check_reduction(reduction)
     check_tensor(OP, "input", input, LOGIT_DTYPES, ndims=(2,))
     check_target(input, target, OP)
     check_weight(input, weight, OP)
+    if weight is not None and weight.dtype != input.dtype:  # torch refuses a mixed pair
+        raise DTypeError(f"{OP}: expected weight dtype {dtype_name(input.dtype)} (the "
+                         f"input's), but got {dtype_name(weight.dtype)}")
     if weight is not None and not weight.is_contiguous():
         weight = contiguous(weight)  # the kernels (and the reduce) index it as a flat array
     n_rows, n_cols = input.shape

@@ -130,3 +130,21 @@ def test_target_changed_in_place_before_backward():
     target.add_(1) if hasattr(target, "add_") else pytest.skip("no in-place add")
     with pytest.raises(Exception, match="modified by an inplace operation"):
         loss.backward()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_unbatched_1d_input_as_torch(dtype, reduction):
+    # torch takes (C,) input with a 0-d label (or a (1,) one): a 0-d loss for every reduction
+    weight = (torch.rand(6) + 0.1).to(dtype)
+    for kw in ({}, {"weight": weight}, {"ignore_index": 2}):
+        loss, grad = ours_and_torch(torch.randn(6), torch.tensor(2), dtype,
+                                    grad_output=torch.randn(()).to(dtype), reduction=reduction,
+                                    **kw)
+        assert loss.shape == () and grad.shape == (6,)
+    x = tg.randn(6)
+    assert F.nll_loss(x, tg.from_torch(torch.tensor([3])), reduction=reduction).shape == ()
+    with pytest.raises(tg.ShapeError, match="For 1D input, 1D target must have size 1"):
+        F.nll_loss(x, tg.from_torch(torch.tensor([1, 2])))
+    with pytest.raises(tg.OutOfRangeError, match=r"Target 6 is out of bounds\."):
+        F.nll_loss(x, tg.from_torch(torch.tensor(6)))

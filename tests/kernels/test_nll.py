@@ -190,3 +190,14 @@ def test_forward_reads_one_element_per_row():
         nll_fwd(torch.randn(8, 1000), labels(8, 1000), reduction="none")
     (fwd,) = launches
     assert fwd.bytes_moved < 8 * 100  # not the 8 * 1000 * 4 bytes of whole rows
+
+
+def test_weight_of_another_dtype_is_refused_as_torch():
+    # torch: "expected scalar type Float but found Half"; no silent mixed-precision pair
+    with recorded_launches() as launches:
+        for in_dtype, w_dtype in ((torch.float32, torch.float16), (torch.float32, torch.float64),
+                                  (torch.bfloat16, torch.float32)):
+            with pytest.raises(DTypeError, match="weight dtype"):
+                nll_fwd(torch.randn(2, 5).to(in_dtype), torch.tensor([1, 2]),
+                        weight=torch.ones(5, dtype=w_dtype))
+    assert not launches

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..autograd.function import Function
 from ..kernels import nll
-from ..kernels._checks import UnsupportedError
+from ..kernels._checks import ShapeError, UnsupportedError
 from ..tensor import Tensor
 from . import loss as _loss
 from .loss import _tensor, _wrap, legacy_reduction
@@ -48,7 +48,8 @@ class NLLLoss(Function):
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """``torch.nn.functional.nll_loss`` for (N, C) input (log-probabilities, e.g. from
-    ``log_softmax``) and (N,) int64 class labels, with torch's arguments in torch's order
+    ``log_softmax``) and (N,) int64 class labels (or torch's unbatched (C,) input with a 0-d
+    label: a 0-d loss), with torch's arguments in torch's order
     (``size_average``/``reduce`` are torch's deprecated spellings of ``reduction``).
     ``weight``: (C,) class weights, a constant (no gradient flows to it, as in torch)."""
     input = _tensor(input, "input", OP)
@@ -59,4 +60,13 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
             raise UnsupportedError(f"{OP}: the derivative for 'weight' is not implemented "
                                    f"(as in torch); pass weight.detach()")
     reduction = legacy_reduction(size_average, reduce, reduction)
+    if input.ndim == 1 and target.ndim <= 1:
+        # torch's unbatched form: (C,) input with a 0-d (or (1,)) target is one row, and the
+        # loss is 0-d for every reduction. Views, so the gradient flows back to (C,).
+        if target.ndim == 1 and target.shape[0] != 1:
+            raise ShapeError(f"{OP}: For 1D input, 1D target must have size 1, but got "
+                             f"target size: {target.shape[0]}")
+        loss = NLLLoss.apply(input.reshape(1, input.shape[0]), target.reshape(1), weight,
+                             int(ignore_index), reduction)
+        return loss.reshape(()) if reduction == "none" else loss
     return NLLLoss.apply(input, target, weight, int(ignore_index), reduction)
