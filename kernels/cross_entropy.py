@@ -403,6 +403,9 @@ def check_weight(logits: torch.Tensor, weight: torch.Tensor | None, op: str = OP
     if weight is None:
         return
     check_tensor(op, "weight", weight, LOGIT_DTYPES + (torch.float64,), ndims=(1,))
+    if weight.dtype != logits.dtype:  # torch: "expected scalar type Float but found Half"
+        raise DTypeError(f"{op}: expected weight dtype {dtype_name(logits.dtype)} (the "
+                         f"input's), but got {dtype_name(weight.dtype)}")
     if weight.shape[0] != logits.shape[1]:
         raise ShapeError(f"{op}: weight tensor should be defined either for all "
                          f"{logits.shape[1]} classes or no classes but got weight tensor of "

@@ -36,7 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._checks import DTypeError, ShapeError, check_tensor, dtype_name
+from ._checks import ShapeError, check_tensor
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import contiguous
@@ -174,9 +174,6 @@ def nll_fwd(
     check_tensor(OP, "input", input, LOGIT_DTYPES, ndims=(2,))
     check_target(input, target, OP)
     check_weight(input, weight, OP)
-    if weight is not None and weight.dtype != input.dtype:  # torch refuses a mixed pair
-        raise DTypeError(f"{OP}: expected weight dtype {dtype_name(input.dtype)} (the "
-                         f"input's), but got {dtype_name(weight.dtype)}")
     if weight is not None and not weight.is_contiguous():
         weight = contiguous(weight)  # the kernels (and the reduce) index it as a flat array
     n_rows, n_cols = input.shape

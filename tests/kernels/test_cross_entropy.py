@@ -302,3 +302,13 @@ def test_analytic_bytes_read_logits_once():
     assert row_launch.kernel_name == "cross_entropy_fwd_kernel"
     # logits read once + gradient written once (fp32) + targets + row losses
     assert row_launch.bytes_moved == 8 * 100 * 4 * 2 + 8 * (8 + 4)
+
+
+def test_class_weight_of_another_dtype_is_refused_as_torch():
+    # torch: "expected scalar type Float but found Half"; the weight was silently accepted
+    logits, target = torch.randn(3, 5), torch.tensor([0, 1, 2])
+    for weight_dtype in (torch.float16, torch.float64):
+        with pytest.raises(DTypeError, match="expected weight dtype float32"):
+            cross_entropy_fwd(logits, target, weight=torch.ones(5, dtype=weight_dtype))
+    with pytest.raises(DTypeError, match="expected weight dtype bfloat16"):
+        cross_entropy_fwd(logits.bfloat16(), target, weight=torch.ones(5))
