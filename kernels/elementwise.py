@@ -68,6 +68,16 @@ def scalar_like(value, like):
 
 
 @triton.jit
+def scalar_in(value, dtype: tl.constexpr, BLOCK: tl.constexpr):
+    """A block of the host scalar ``value`` (an fp64 argument) rounded into ``dtype``, as
+    torch casts a Python number to a tensor's dtype (fp64 -> fp32 -> fp16/bf16, see
+    cast_to), then upcast like a loaded value."""
+    # tl.full, not zeros + value: 0.0 + -0.0 is +0.0, and torch keeps a -0.0 number's sign
+    filled = tl.full([BLOCK], value, tl.float64)
+    return upcast(cast_to(filled, dtype))
+
+
+@triton.jit
 def div_rn(a, b):
     """a / b correctly rounded, like torch (tl.div_rn takes only fp32; fp64 division
     is always correctly rounded)."""
@@ -283,8 +293,7 @@ def unary_kernel(
         result = pow_fp(x, s_block, True)
     elif OP == "eq" or OP == "ne" or OP == "lt" or OP == "le" or OP == "gt" or OP == "ge":
         # torch compares against the scalar rounded to x's own dtype (fp16 0.1 == 0.1)
-        own = cast_to(tl.full([], scalar, tl.float64), x_ptr.dtype.element_ty)
-        result = compare(x, own.to(x.dtype), OP)
+        result = compare(x, scalar_in(scalar, x_ptr.dtype.element_ty, BLOCK), OP)
     elif OP == "ipow":  # integer x ** integer s
         result = int_pow(x, s_block)
     elif OP == "ripow":  # integer s ** integer x

@@ -32,7 +32,7 @@ from ._checks import (
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import MAX_DIMS, flat_layout, offsets_of
-from .elementwise import _check_out, upcast
+from .elementwise import _check_out, scalar_in, upcast
 
 # Under the interpreter each program costs ~0.5 ms whatever its size: use few, large ones.
 SELECT_BLOCK = 4096 if interpreting() else 1024
@@ -40,16 +40,6 @@ WHERE_DTYPES = FLOAT_DTYPES + INTEGER_DTYPES + (torch.bool,)
 CLAMP_DTYPES = FLOAT_DTYPES + INTEGER_DTYPES
 # Integer scalars reach the kernels as fp64 arguments: exact up to 2**53.
 EXACT_INT_LIMIT = 2**53
-
-
-@triton.jit
-def scalar_in(value, dtype: tl.constexpr, BLOCK: tl.constexpr):
-    """A block of the host scalar ``value`` (an fp64 argument) rounded into ``dtype``, as
-    torch casts a Python number to a tensor's dtype (fp64 -> fp32 -> fp16/bf16, see
-    cast_to), then upcast like a loaded value."""
-    # tl.full, not zeros + value: 0.0 + -0.0 is +0.0, and torch keeps a -0.0 number's sign
-    filled = tl.full([BLOCK], value, tl.float64)
-    return upcast(cast_to(filled, dtype))
 
 
 @triton.jit

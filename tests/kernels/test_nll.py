@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import tritongrad.kernels.nll as nll
+from tests.kernels.test_cross_entropy import labels
 from tests.launches import recorded_launches
 from tritongrad.kernels._checks import DTypeError, OutOfRangeError, ShapeError
 from tritongrad.kernels.nll import nll_bwd, nll_fwd
@@ -45,13 +46,6 @@ def check(input, target, reduction, ignore_index=-100, weight=None, grad_output=
     assert_close(loss, ref_loss, dtype=dtype, name="loss")
     assert_close(grad, ref_grad, dtype=dtype, name="grad_input")
     return loss, grad
-
-
-def labels(n_rows, n_cols, ignored=(), ignore_index=-100):
-    target = torch.randint(0, n_cols, (n_rows,))
-    for row in ignored:
-        target[row] = ignore_index
-    return target
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
