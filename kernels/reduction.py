@@ -11,7 +11,9 @@ extra launch copies x permuted to (kept..., reduced...) so that both groups merg
 Accumulation is fp32 (fp64 for fp64 input), in a BLOCK_R x BLOCK_C tile whose lanes
 are summed by a tree at the end, with no atomics, so results are deterministic.
 With few rows and many columns (a full reduction, say) the columns are split over
-programs writing fp32 partials, and a second launch of the same kernel sums those.
+programs writing fp32 partials, and a second launch of the same kernel sums those. The
+max/min family splits the same way: each split writes its first extreme and that
+column, and a second launch of the same kernel picks among the splits.
 """
 
 from __future__ import annotations
@@ -90,26 +92,37 @@ def sum_kernel(
 
 @triton.jit
 def minmax_kernel(
-    idx_ptr, val_ptr, x_ptr, n_rows, n_cols, stride_xr, stride_xc,
+    idx_ptr, val_ptr, x_ptr, map_ptr, n_rows, n_cols, cols_per_split,
+    stride_xr, stride_xc, stride_or, stride_os, stride_mr,
     IS_MIN: tl.constexpr, WRITE_INDEX: tl.constexpr, WRITE_VALUE: tl.constexpr,
-    BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    MAP_INDEX: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     """For each row r, the first column c holding the row's maximum (IS_MIN: minimum), as
     torch's argmax / max(dim) on the CPU: a NaN wins over every number (the first NaN), and
     ties go to the first column. Writes that index and/or the element x[r, c] itself.
 
-    idx_ptr: (n_rows,) int64, written when WRITE_INDEX.
-    val_ptr: (n_rows,) x's dtype, written when WRITE_VALUE: x[r, idx[r]] exactly as stored
-        (NaN where a NaN won), so max, amax and friends need no cast.
+    idx_ptr: (n_rows, n_splits) int64, strides (stride_or, stride_os), written when
+        WRITE_INDEX; the grid's axis 1 is the split s, which covers columns
+        [s * cols_per_split, (s + 1) * cols_per_split) (one split: cols_per_split = n_cols).
+    val_ptr: like idx_ptr, x's dtype, written when WRITE_VALUE: x[r, idx[r]] exactly as
+        stored (NaN where a NaN won), so max, amax and friends need no cast.
     x_ptr: (n_rows, n_cols >= 1), strides (stride_xr, stride_xc), any float, integer or
         bool dtype. An unused output pointer may be any tensor; it is never touched.
+    map_ptr: (n_rows, n_cols) int64, row stride stride_mr, read when MAP_INDEX: the index
+        written is map[r, c] instead of c. A split reduction's second pass runs on the
+        (n_rows, n_splits) values the first wrote, mapping the winning split back to the
+        column the first pass found in it; splits are in column order, so the first
+        occurrence is still the one kept.
     Per tile: the first NaN column if any, else the first column equal to the tile's
     extreme (NaN lanes excluded); a later tile replaces the running answer only with a NaN
     (when none was seen) or a strictly better extreme, so the first occurrence is kept.
     """
     pid = tl.program_id(0).to(tl.int64)
+    pid_s = tl.program_id(1).to(tl.int64)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < n_rows
+    col_start = pid_s * cols_per_split
+    col_end = tl.minimum(col_start + cols_per_split, n_cols)
     row_ptrs = x_ptr + rows[:, None] * stride_xr
     # compared exactly: halves in fp32, fp32/fp64 as they are, integers and bools in int64;
     # masked and NaN lanes hold the identity of the reduction
@@ -127,9 +140,9 @@ def minmax_kernel(
             identity = float("-inf")
     best_idx = tl.zeros([BLOCK_R], dtype=tl.int64)
     seen_nan = tl.zeros([BLOCK_R], dtype=tl.int1)
-    for start in range(0, n_cols, BLOCK_C):
+    for start in range(col_start, col_end, BLOCK_C):
         cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
-        mask = row_mask[:, None] & (cols < n_cols)[None, :]
+        mask = row_mask[:, None] & (cols < col_end)[None, :]
         x = tl.load(row_ptrs + cols[None, :] * stride_xc, mask=mask, other=0).to(best.dtype)
         is_nan = (x != x) & mask
         valid = mask & ~is_nan
@@ -145,17 +158,20 @@ def minmax_kernel(
         best_col = tl.min(tl.where(at_best, cols[None, :], last[None, :]), axis=1)
         has_nan = nan_idx < n_cols
         has_best = best_col < n_cols
-        better = has_best & ((start == 0) | improves)
+        better = has_best & ((start == col_start) | improves)
         take = ~seen_nan & (has_nan | better)
         best_idx = tl.where(take, tl.where(has_nan, nan_idx, best_col), best_idx)
         best = tl.where(~seen_nan & better, tile_best, best)
         seen_nan = seen_nan | has_nan
-    if WRITE_INDEX:
-        tl.store(idx_ptr + rows, best_idx, mask=row_mask)
+    out_offsets = rows * stride_or + pid_s * stride_os
     if WRITE_VALUE:
         # a gather of one element per row: an exact copy in x's own dtype (no cast)
         value = tl.load(x_ptr + rows * stride_xr + best_idx * stride_xc, mask=row_mask)
-        tl.store(val_ptr + rows, value, mask=row_mask)
+        tl.store(val_ptr + out_offsets, value, mask=row_mask)
+    if WRITE_INDEX:
+        if MAP_INDEX:
+            best_idx = tl.load(map_ptr + rows * stride_mr + best_idx, mask=row_mask, other=0)
+        tl.store(idx_ptr + out_offsets, best_idx, mask=row_mask)
 
 
 # Backward of the max/min family, per row r of the (rows, columns) layout (g[r] the
@@ -241,6 +257,15 @@ def _blocks(n_rows: int, n_cols: int, rows_contiguous: bool, tile: int = TILE
     return min(rows_p2, max(1, tile // block_c)), block_c
 
 
+def _n_splits(n_row_blocks: int, n_cols: int, block_c: int) -> int:
+    """How many programs share each row block's columns: enough to fill a GPU when row
+    blocks are few, while each program still loops over MIN_ITERS_PER_SPLIT tiles."""
+    if n_row_blocks >= TARGET_PROGRAMS:
+        return 1
+    return max(1, min(cdiv(TARGET_PROGRAMS, n_row_blocks),
+                      n_cols // (MIN_ITERS_PER_SPLIT * block_c)))
+
+
 def _launch_sum(out: torch.Tensor, x: torch.Tensor, n_rows: int, n_cols: int,
                 stride_xr: int, stride_xc: int, divisor: float) -> None:
     """out (contiguous, n_rows) = row sums of the strided (n_rows, n_cols) view of x,
@@ -248,10 +273,7 @@ def _launch_sum(out: torch.Tensor, x: torch.Tensor, n_rows: int, n_cols: int,
     rows_contiguous = stride_xr == 1 and stride_xc != 1 and n_rows > 1
     block_r, block_c = _blocks(n_rows, n_cols, rows_contiguous)
     n_row_blocks = cdiv(n_rows, block_r)
-    n_splits = 1
-    if n_row_blocks < TARGET_PROGRAMS:
-        n_splits = max(1, min(cdiv(TARGET_PROGRAMS, n_row_blocks),
-                              n_cols // (MIN_ITERS_PER_SPLIT * block_c)))
+    n_splits = _n_splits(n_row_blocks, n_cols, block_c)
     read_bytes = n_rows * n_cols * x.element_size()
     if n_splits == 1:
         launch(sum_kernel, (n_row_blocks, 1), out, x, float(divisor), n_rows, n_cols, n_cols,
@@ -412,12 +434,37 @@ def _minmax(x: torch.Tensor, reduced: list, kept: list, out_shape: list, is_min:
     x, n_rows, n_cols, stride_r, stride_c = rows_and_columns(x, kept, reduced)
     block_r, block_c = _blocks(n_rows, n_cols, stride_r == 1 and stride_c != 1 and n_rows > 1,
                                tile=ARGMAX_TILE)
+    n_row_blocks = cdiv(n_rows, block_r)
+    n_splits = _n_splits(n_row_blocks, n_cols, block_c)
     written = (x.element_size() if want_values else 0) + (8 if want_indices else 0)
-    launch(minmax_kernel, (cdiv(n_rows, block_r),), indices if want_indices else out,
-           values if want_values else out, x, n_rows, n_cols, stride_r, stride_c,
-           IS_MIN=is_min, WRITE_INDEX=want_indices, WRITE_VALUE=want_values,
+    read_bytes = n_rows * n_cols * x.element_size()
+    if n_splits == 1:
+        launch(minmax_kernel, (n_row_blocks, 1), indices if want_indices else out,
+               values if want_values else out, x, x, n_rows, n_cols, n_cols,
+               stride_r, stride_c, 1, 0, 0,
+               IS_MIN=is_min, WRITE_INDEX=want_indices, WRITE_VALUE=want_values,
+               MAP_INDEX=False, BLOCK_R=block_r, BLOCK_C=block_c, flops=n_rows * n_cols,
+               bytes_moved=read_bytes + n_rows * written)
+        return values, indices
+    # Few rows and many columns (x.max(), say): each split finds its own first extreme
+    # (value and column), then one program per row block picks among the splits.
+    cols_per_split = cdiv(cdiv(n_cols, n_splits), block_c) * block_c
+    n_splits = cdiv(n_cols, cols_per_split)
+    part_values = torch.empty((n_rows, n_splits), dtype=x.dtype, device=x.device)
+    part_indices = torch.empty((n_rows, n_splits), dtype=torch.int64, device=x.device)
+    part_bytes = part_values.numel() * (x.element_size() + 8)
+    launch(minmax_kernel, (n_row_blocks, n_splits), part_indices, part_values, x, x,
+           n_rows, n_cols, cols_per_split, stride_r, stride_c, n_splits, 1, 0,
+           IS_MIN=is_min, WRITE_INDEX=True, WRITE_VALUE=True, MAP_INDEX=False,
            BLOCK_R=block_r, BLOCK_C=block_c, flops=n_rows * n_cols,
-           bytes_moved=n_rows * n_cols * x.element_size() + n_rows * written)
+           bytes_moved=read_bytes + part_bytes)
+    block_r, block_c = _blocks(n_rows, n_splits, False, tile=ARGMAX_TILE)
+    launch(minmax_kernel, (cdiv(n_rows, block_r), 1), indices if want_indices else out,
+           values if want_values else out, part_values, part_indices, n_rows, n_splits,
+           n_splits, n_splits, 1, 1, 0, n_splits,
+           IS_MIN=is_min, WRITE_INDEX=want_indices, WRITE_VALUE=want_values,
+           MAP_INDEX=True, BLOCK_R=block_r, BLOCK_C=block_c, flops=part_values.numel(),
+           bytes_moved=part_bytes + n_rows * written)
     return values, indices
 
 
@@ -607,15 +654,21 @@ def _specs() -> list[CompileSpec]:
             ("i64", False, True, False, 64, 16), ("fp16", True, True, True, 4, 256),
             ("fp32", False, False, True, 256, 4), ("i1", False, True, True, 1, ARGMAX_TILE),
             ("u8", True, False, True, 16, 64), ("fp64", False, True, True, 1, ARGMAX_TILE)]:
-        sig = {"idx_ptr": "*i64", "val_ptr": "*" + x_t, "x_ptr": "*" + x_t, "n_rows": "i64",
-               "n_cols": "i64", "stride_xr": "i64", "stride_xc": "i64", "IS_MIN": "constexpr",
-               "WRITE_INDEX": "constexpr", "WRITE_VALUE": "constexpr", "BLOCK_R": "constexpr",
-               "BLOCK_C": "constexpr"}
-        constexprs = {"IS_MIN": is_min, "WRITE_INDEX": write_index, "WRITE_VALUE": write_value,
-                      "BLOCK_R": block_r, "BLOCK_C": block_c}
-        specs.append(CompileSpec(minmax_kernel, sig, constexprs,
-                                 f"{x_t}-{'min' if is_min else 'max'}-index{int(write_index)}"
-                                 f"-value{int(write_value)}-{block_r}x{block_c}"))
+        for map_index in (False, True):
+            sig = {"idx_ptr": "*i64", "val_ptr": "*" + x_t, "x_ptr": "*" + x_t,
+                   "map_ptr": "*i64" if map_index else "*" + x_t, "n_rows": "i64",
+                   "n_cols": "i64", "cols_per_split": "i64", "stride_xr": "i64",
+                   "stride_xc": "i64", "stride_or": "i64", "stride_os": "i64",
+                   "stride_mr": "i64", "IS_MIN": "constexpr", "WRITE_INDEX": "constexpr",
+                   "WRITE_VALUE": "constexpr", "MAP_INDEX": "constexpr",
+                   "BLOCK_R": "constexpr", "BLOCK_C": "constexpr"}
+            constexprs = {"IS_MIN": is_min, "WRITE_INDEX": write_index,
+                          "WRITE_VALUE": write_value, "MAP_INDEX": map_index,
+                          "BLOCK_R": block_r, "BLOCK_C": block_c}
+            specs.append(CompileSpec(
+                minmax_kernel, sig, constexprs,
+                f"{x_t}-{'min' if is_min else 'max'}-index{int(write_index)}"
+                f"-value{int(write_value)}-map{int(map_index)}-{block_r}x{block_c}"))
     # (dtype, MODE, BLOCK_R, BLOCK_C): each mode, rows along or across memory
     for t, mode, block_r, block_c in [("fp32", 0, 1, MINMAX_BWD_TILE), ("bf16", 0, 256, 8),
                                       ("fp32", 1, 1, MINMAX_BWD_TILE), ("fp16", 1, 8, 256),

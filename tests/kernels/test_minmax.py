@@ -125,6 +125,43 @@ def test_across_column_tiles():
     assert reduction.argmin(on_device(x)).item() == x.argmin().item()
 
 
+def split_case(n_cols, dtype, is_min):
+    """One row of n_cols (enough columns that the reduction splits) with the extreme tied at
+    the first column of a later split and again further on, so the first must win."""
+    x = (torch.arange(n_cols, device="cpu") % 7 - 3).to(dtype)
+    extreme = -5 if is_min else 5
+    x[5000], x[n_cols - 3] = extreme, extreme
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int64], ids=str)
+def test_few_rows_many_columns_split_over_programs(dtype):
+    """x.max() over 12,000 elements runs as per-split extremes and a pick among them: the
+    first occurrence still wins, NaN still wins, values are exact."""
+    n_cols = 12_000
+    for is_min in (False, True):
+        x = split_case(n_cols, dtype, is_min)
+        with recorded_launches() as launches:
+            values, indices = reduction.max_dim(on_device(x), 0, is_min=is_min)
+        assert [info.kernel_name for info in launches] == ["minmax_kernel"] * 2
+        assert indices.item() == 5000 and values.item() == (-5 if is_min else 5)
+        op = torch.amin if is_min else torch.amax
+        assert reduction.amax(on_device(x), is_min=is_min).item() == op(x).item()
+        assert reduction.argmin(on_device(x)).item() == x.argmin().item()
+        assert reduction.argmax(on_device(x)).item() == x.argmax().item()
+        two_rows = torch.stack([x, x.flip(0)])  # rows along memory and across it
+        for view in (two_rows, two_rows.t().contiguous().t()):
+            values, indices = reduction.max_dim(on_device(view), 1, is_min=is_min)
+            expected = (torch.min if is_min else torch.max)(view, 1)
+            assert torch.equal(indices.cpu(), expected.indices)
+            assert torch.equal(values.cpu(), expected.values)
+    if dtype.is_floating_point:
+        x = split_case(n_cols, dtype, False)
+        x[9000], x[11000] = NAN, NAN  # the first NaN, in a later split than the maximum
+        values, indices = reduction.max_dim(on_device(x), 0, is_min=True)
+        assert indices.item() == 9000 and values.isnan().item()
+
+
 def test_launch_counts():
     x = on_device(distinct(3, 4, 5))
     whole = reduction.amax(x)
