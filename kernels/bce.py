@@ -46,11 +46,11 @@ from ._checks import (
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, launch
 from .copy import MAX_DIMS, flat_layout, offsets_of
+from .elementwise import scalar_like, upcast
 from .mse import sum_partials
 
 OP = "binary_cross_entropy_with_logits"
-DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-WEIGHT_DTYPES = DTYPES + (torch.float64,)
+DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 REDUCTIONS = ("mean", "sum", "none")
 BLOCK = 2048  # as mse: large blocks keep programs (and partials) few under the interpreter
 REDUCE_BLOCK = 1024
@@ -74,15 +74,16 @@ def bce_fwd_kernel(
     tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5,
     w_s0, w_s1, w_s2, w_s3, w_s4, w_s5,
     pw_s0, pw_s1, pw_s2, pw_s3, pw_s4, pw_s5,
-    grad_scale,
+    grad_scale: tl.float64,
     BLOCK: tl.constexpr, PER_ELEMENT: tl.constexpr, HAS_WEIGHT: tl.constexpr,
     HAS_POS_WEIGHT: tl.constexpr, NEED_INPUT: tl.constexpr, NEED_TARGET: tl.constexpr,
     FLAT: tl.constexpr,
 ):
     """Loss (per element, or one fp32 partial sum per program) and gradients.
 
-    loss_ptr: PER_ELEMENT: (numel,) contiguous, the input dtype; else (P,) fp32 partials,
-        P = the number of programs. Program pid covers blocks pid, pid + P, ...
+    loss_ptr: PER_ELEMENT: (numel,) contiguous, the input dtype; else (P,) partials in the
+        compute dtype (fp64 for fp64 input, else fp32), P = the number of programs.
+        Program pid covers blocks pid, pid + P, ...
     grad_input_ptr, grad_target_ptr: (numel,) contiguous, input dtype: d loss_i / d x_i and
         d loss_i / d t_i times grad_scale, written only when NEED_INPUT / NEED_TARGET.
     input_ptr, target_ptr: the same logical shape, any strides, padded to 6-D (copy.py).
@@ -90,12 +91,15 @@ def bce_fwd_kernel(
         when HAS_WEIGHT / HAS_POS_WEIGHT (otherwise any pointer).
     numel: element count; size1..size5: trailing sizes of the merged 6-D shape; FLAT: the
         layout merged to one dim (see copy.offsets_of).
-    grad_scale: fp32 factor on the gradients (1/numel for a prescaled 'mean', else 1).
+    grad_scale: factor on the gradients (1/numel for a prescaled 'mean', else 1), rounded
+        to the compute dtype.
+    Arithmetic is fp32 (fp64 for fp64 input: gradcheck).
     """
     pid = tl.program_id(0)
     n_programs = tl.num_programs(0)
     step = n_programs.to(tl.int64) * BLOCK
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = upcast(tl.zeros([BLOCK], dtype=input_ptr.dtype.element_ty))
+    grad_scale = scalar_like(grad_scale, acc)
     for start in range(pid.to(tl.int64) * BLOCK, numel, step):
         linear = start + tl.arange(0, BLOCK)
         mask = linear < numel
@@ -103,8 +107,8 @@ def bce_fwd_kernel(
                             in_s0, in_s1, in_s2, in_s3, in_s4, in_s5, FLAT)
         tg_off = offsets_of(linear, size1, size2, size3, size4, size5,
                             tg_s0, tg_s1, tg_s2, tg_s3, tg_s4, tg_s5, FLAT)
-        x = tl.load(input_ptr + in_off, mask=mask, other=0.0).to(tl.float32)
-        t = tl.load(target_ptr + tg_off, mask=mask, other=0.0).to(tl.float32)
+        x = upcast(tl.load(input_ptr + in_off, mask=mask, other=0.0))
+        t = upcast(tl.load(target_ptr + tg_off, mask=mask, other=0.0))
         e = tl.exp(-tl.abs(x))
         log_term = log1p_of_small(e)
         # tl.where, not tl.maximum: NaN stays NaN (through log_term) rather than 0.
@@ -112,7 +116,7 @@ def bce_fwd_kernel(
         if HAS_POS_WEIGHT:
             pw_off = offsets_of(linear, size1, size2, size3, size4, size5,
                                 pw_s0, pw_s1, pw_s2, pw_s3, pw_s4, pw_s5, FLAT)
-            p = tl.load(pos_weight_ptr + pw_off, mask=mask, other=1.0).to(tl.float32)
+            p = tl.load(pos_weight_ptr + pw_off, mask=mask, other=1.0).to(x.dtype)
             pt = p * t
             log_weight = 1.0 + (p - 1.0) * t
         else:
@@ -122,7 +126,7 @@ def bce_fwd_kernel(
         if HAS_WEIGHT:
             w_off = offsets_of(linear, size1, size2, size3, size4, size5,
                                w_s0, w_s1, w_s2, w_s3, w_s4, w_s5, FLAT)
-            w = tl.load(weight_ptr + w_off, mask=mask, other=0.0).to(tl.float32)
+            w = tl.load(weight_ptr + w_off, mask=mask, other=0.0).to(x.dtype)
             loss = w * loss
             w_scale = w * grad_scale
         else:
@@ -151,13 +155,16 @@ def bce_fwd_kernel(
 
 
 @triton.jit
-def bce_finish_kernel(out_ptr, partial_ptr, n_partials, scale, REDUCE_BLOCK: tl.constexpr):
+def bce_finish_kernel(out_ptr, partial_ptr, n_partials, scale: tl.float64,
+                      REDUCE_BLOCK: tl.constexpr):
     """out[()] = scale * (partial[0] + ... + partial[n - 1]), one program, in index order.
 
-    out_ptr: 0-d, the input dtype. partial_ptr: (n_partials,) fp32 from bce_fwd_kernel.
-    scale: 1/numel for 'mean' (NaN when empty, as torch), 1 for 'sum'.
+    out_ptr: 0-d, the input dtype. partial_ptr: (n_partials,) from bce_fwd_kernel, fp32
+    (fp64 for fp64 input). scale: 1/numel for 'mean' (NaN when empty, as torch), 1 for
+    'sum', rounded to the partials' dtype.
     """
-    total = sum_partials(partial_ptr, n_partials, REDUCE_BLOCK) * scale
+    total = sum_partials(partial_ptr, n_partials, REDUCE_BLOCK)
+    total = total * scalar_like(scale, total)
     tl.store(out_ptr, cast_to(total, out_ptr.dtype.element_ty))
 
 
@@ -166,7 +173,7 @@ def bce_bwd_kernel(
     out_input_ptr, out_target_ptr, grad_input_ptr, grad_target_ptr, grad_output_ptr,
     numel, size1, size2, size3, size4, size5,
     go_s0, go_s1, go_s2, go_s3, go_s4, go_s5,
-    scale,
+    scale: tl.float64,
     BLOCK: tl.constexpr, PER_ELEMENT: tl.constexpr, NEED_INPUT: tl.constexpr,
     NEED_TARGET: tl.constexpr, FLAT: tl.constexpr,
 ):
@@ -177,7 +184,8 @@ def bce_bwd_kernel(
     out_*_ptr, grad_*_ptr: (numel,) contiguous (the forward's buffers); a pair is used only
     when NEED_INPUT / NEED_TARGET. grad_output_ptr: 0-d unless PER_ELEMENT, then the input's
     shape with strides go_s* (6-D padded, FLAT as in bce_fwd_kernel).
-    scale: fp32, the part of s the forward did not apply.
+    scale: the part of s the forward did not apply, rounded to the compute dtype (fp32,
+        fp64 for fp64).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -185,16 +193,20 @@ def bce_bwd_kernel(
     if PER_ELEMENT:
         go_off = offsets_of(linear, size1, size2, size3, size4, size5,
                             go_s0, go_s1, go_s2, go_s3, go_s4, go_s5, FLAT)
-        g = tl.load(grad_output_ptr + go_off, mask=mask, other=0.0).to(tl.float32)
+        g = upcast(tl.load(grad_output_ptr + go_off, mask=mask, other=0.0))
     else:
-        g = tl.load(grad_output_ptr).to(tl.float32)
-    g = g * scale
+        g = upcast(tl.load(grad_output_ptr))
+    if grad_input_ptr.dtype.element_ty == tl.float64:
+        g = g.to(tl.float64)
+    else:
+        g = g.to(tl.float32)
+    g = g * scalar_like(scale, g)
     if NEED_INPUT:
-        grad = tl.load(grad_input_ptr + linear, mask=mask, other=0.0).to(tl.float32)
+        grad = upcast(tl.load(grad_input_ptr + linear, mask=mask, other=0.0))
         tl.store(out_input_ptr + linear, cast_to(grad * g, out_input_ptr.dtype.element_ty),
                  mask=mask)
     if NEED_TARGET:
-        grad = tl.load(grad_target_ptr + linear, mask=mask, other=0.0).to(tl.float32)
+        grad = upcast(tl.load(grad_target_ptr + linear, mask=mask, other=0.0))
         tl.store(out_target_ptr + linear, cast_to(grad * g, out_target_ptr.dtype.element_ty),
                  mask=mask)
 
@@ -223,7 +235,7 @@ def check_inputs(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     for name, extra in (("weight", weight), ("pos_weight", pos_weight)):
         if extra is None:
             continue
-        check_tensor(OP, name, extra, WEIGHT_DTYPES)
+        check_tensor(OP, name, extra, DTYPES)
         check_same_device(OP, input=input, **{name: extra})
         if not _broadcasts_to(tuple(extra.shape), tuple(input.shape)):
             raise ShapeError(f"{OP}: {name} of shape {tuple(extra.shape)} cannot be "
@@ -250,7 +262,7 @@ def bce_with_logits_fwd(
     grad_target (new contiguous buffers, None unless asked for): d loss_i / d x_i and
     d loss_i / d t_i, already divided by N for 'mean' when ``prescale``. weight and
     pos_weight broadcast to input's shape (read through stride-0 views, never copied).
-    Arithmetic is fp32.
+    Arithmetic is fp32 (fp64 for fp64 input).
     """
     check_inputs(input, target, weight, pos_weight, reduction)
     numel = input.numel()
@@ -263,7 +275,8 @@ def bce_with_logits_fwd(
         if numel == 0:
             return loss, grad_input, grad_target
     else:
-        loss = torch.empty((n_programs,), dtype=torch.float32, device=input.device)
+        partial_dtype = torch.float64 if input.dtype == torch.float64 else torch.float32
+        loss = torch.empty((n_programs,), dtype=partial_dtype, device=input.device)
     mean_scale = (1.0 / numel if numel else float("nan")) if reduction == "mean" else 1.0
     grad_scale = mean_scale if (prescale and reduction == "mean" and numel) else 1.0
     shape = tuple(input.shape)
@@ -286,7 +299,8 @@ def bce_with_logits_fwd(
         return loss, grad_input, grad_target
     out = torch.empty((), dtype=input.dtype, device=input.device)
     launch(bce_finish_kernel, (1,), out, loss, n_programs, float(mean_scale),
-           REDUCE_BLOCK=REDUCE_BLOCK, flops=n_programs, bytes_moved=4 * n_programs + elem)
+           REDUCE_BLOCK=REDUCE_BLOCK, flops=n_programs,
+           bytes_moved=loss.element_size() * n_programs + elem)
     return out, grad_input, grad_target
 
 
@@ -307,7 +321,7 @@ def bce_with_logits_bwd(
     saved = grad_input if grad_input is not None else grad_target
     if saved is None:
         return None, None
-    check_tensor(OP, "grad_output", grad_output, WEIGHT_DTYPES)
+    check_tensor(OP, "grad_output", grad_output, DTYPES)
     for name, buf in (("grad_input", grad_input), ("grad_target", grad_target)):
         if buf is not None:
             check_tensor(OP, name, buf, DTYPES)
@@ -349,19 +363,21 @@ def _specs():
     strides = {f"{p}_s{i}": "i64" for p in ("in", "tg", "w", "pw") for i in range(MAX_DIMS)}
     go_strides = {f"go_s{i}": "i64" for i in range(MAX_DIMS)}
     specs = [CompileSpec(bce_finish_kernel,
-                         {"out_ptr": "*" + dt, "partial_ptr": "*fp32", "n_partials": "i32",
-                          "scale": "fp32", "REDUCE_BLOCK": "constexpr"},
-                         {"REDUCE_BLOCK": REDUCE_BLOCK}, dt) for dt in ("fp32", "fp16", "bf16")]
-    for dt, flat in (("fp32", True), ("bf16", False), ("fp16", True)):
+                         {"out_ptr": "*" + dt, "partial_ptr": "*fp64" if dt == "fp64" else "*fp32",
+                          "n_partials": "i32", "scale": "fp64", "REDUCE_BLOCK": "constexpr"},
+                         {"REDUCE_BLOCK": REDUCE_BLOCK}, dt)
+             for dt in ("fp32", "fp16", "bf16", "fp64")]
+    for dt, flat in (("fp32", True), ("bf16", False), ("fp16", True), ("fp64", False)):
         for per_element, weighted, need_input, need_target in (
                 (False, False, True, False), (False, True, True, True),
                 (True, True, True, False), (True, False, False, False),
                 (False, False, False, False), (True, True, True, True)):
-            sig = {"loss_ptr": "*" + (dt if per_element else "fp32"),
+            partial_t = "fp64" if dt == "fp64" else "fp32"
+            sig = {"loss_ptr": "*" + (dt if per_element else partial_t),
                    "grad_input_ptr": "*" + dt, "grad_target_ptr": "*" + dt,
                    "input_ptr": "*" + dt, "target_ptr": "*" + dt,
                    "weight_ptr": "*" + dt, "pos_weight_ptr": "*fp32", **sizes, **strides,
-                   "grad_scale": "fp32", "BLOCK": "constexpr", "PER_ELEMENT": "constexpr",
+                   "grad_scale": "fp64", "BLOCK": "constexpr", "PER_ELEMENT": "constexpr",
                    "HAS_WEIGHT": "constexpr", "HAS_POS_WEIGHT": "constexpr",
                    "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr", "FLAT": "constexpr"}
             const = {"BLOCK": BLOCK, "PER_ELEMENT": per_element, "HAS_WEIGHT": weighted,
@@ -376,7 +392,7 @@ def _specs():
                     bce_bwd_kernel,
                     {"out_input_ptr": "*" + dt, "out_target_ptr": "*" + dt,
                      "grad_input_ptr": "*" + dt, "grad_target_ptr": "*" + dt,
-                     "grad_output_ptr": "*" + dt, **sizes, **go_strides, "scale": "fp32",
+                     "grad_output_ptr": "*" + dt, **sizes, **go_strides, "scale": "fp64",
                      "BLOCK": "constexpr", "PER_ELEMENT": "constexpr",
                      "NEED_INPUT": "constexpr", "NEED_TARGET": "constexpr",
                      "FLAT": "constexpr"},

@@ -1,5 +1,5 @@
 """Parity of binary_cross_entropy_with_logits (and nn.BCEWithLogitsLoss) with torch: forward
-and the input and target gradients, in fp32, fp16 and bf16."""
+and the input and target gradients, in fp32, fp16, bf16 and fp64."""
 
 import warnings
 
@@ -13,15 +13,17 @@ from tritongrad.nn import functional as tgF
 from tritongrad.testing import assert_parity
 from tritongrad.testing.compare import assert_close
 
-DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 REDUCTIONS = ["mean", "sum", "none"]
 
 
 def in_fp32(torch_fn):
-    """torch in fp32 on the (already rounded) inputs, the result rounded back: torch's own
-    fp16 arithmetic cancels in l sigma(x) - p t, where our kernels compute in fp32."""
+    """torch in fp32 (fp64 for fp64) on the (already rounded) inputs, the result rounded
+    back: torch's own fp16 arithmetic cancels in l sigma(x) - p t, where our kernels compute
+    in fp32."""
     def run(*tensors):
-        return torch_fn(*(t.float() for t in tensors)).to(tensors[0].dtype)
+        compute = torch.promote_types(tensors[0].dtype, torch.float32)
+        return torch_fn(*(t.to(compute) for t in tensors)).to(tensors[0].dtype)
     return run
 
 

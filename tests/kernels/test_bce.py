@@ -11,7 +11,7 @@ from tritongrad.kernels._checks import DTypeError, ShapeError
 from tritongrad.kernels.bce import bce_with_logits_bwd, bce_with_logits_fwd
 from tritongrad.testing.compare import assert_close
 
-DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 REDUCTIONS = ["mean", "sum", "none"]
 INF, NAN = float("inf"), float("nan")
 
@@ -25,13 +25,15 @@ def _quiet_numpy():
 
 
 def reference(x, t, weight, pos_weight, reduction, grad_output):
-    """torch in fp32 on the (already rounded) inputs; results cast back to x's dtype."""
-    xr = x.detach().float().requires_grad_()
-    tr = t.detach().float().requires_grad_()
+    """torch in fp32 (fp64 for fp64) on the (already rounded) inputs; results cast back to
+    x's dtype."""
+    compute = torch.promote_types(x.dtype, torch.float32)
+    xr = x.detach().to(compute).requires_grad_()
+    tr = t.detach().to(compute).requires_grad_()
     loss = F.binary_cross_entropy_with_logits(
-        xr, tr, None if weight is None else weight.float(), reduction=reduction,
-        pos_weight=None if pos_weight is None else pos_weight.float())
-    gx, gt = torch.autograd.grad(loss, (xr, tr), grad_output.float())
+        xr, tr, None if weight is None else weight.to(compute), reduction=reduction,
+        pos_weight=None if pos_weight is None else pos_weight.to(compute))
+    gx, gt = torch.autograd.grad(loss, (xr, tr), grad_output.to(compute))
     return loss.detach().to(x.dtype), gx.to(x.dtype), gt.to(x.dtype)
 
 
@@ -97,6 +99,17 @@ def test_extreme_logits(dtype, pos_weight):
     pw = None if pos_weight is None else torch.full((27,), pos_weight)
     check(x, t, "none", pos_weight=pw, grad_output=torch.ones(27).to(dtype))
     check(x[:6], t[:6], "sum", pos_weight=None if pw is None else pw[:6])
+
+
+def test_fp64_is_computed_in_fp64():
+    # 1 + 1e-12 is 1 in fp32: an fp32 computation would give the loss of x = 0 exactly
+    x = torch.tensor([1e-12, -1e-12, 40.0], dtype=torch.float64)
+    t = torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
+    check(x, t, "none", grad_output=torch.ones(3, dtype=torch.float64))
+    loss, gx, _ = bce_with_logits_fwd(x, t, reduction="none", need_input=True)
+    assert loss[0].item() != loss[1].item() or gx[0].item() != gx[1].item()
+    # an fp32 grad_output is applied in fp64
+    check(x, t, "mean", grad_output=torch.tensor(0.3))
 
 
 def test_empty():
