@@ -96,6 +96,17 @@ def test_maximum_minimum_ties_zeros_nan(dtype, ops):
                   b, c.T.contiguous(), dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_min_with_a_tensor_argument_are_maximum_minimum(dtype):
+    a = torch.tensor([1.0, 2.0, NAN, 0.0, 5.0, -1.0, 3.0])
+    b = torch.randn(2, 7)
+    for ours, theirs in ((lambda x, y: tg.max(x, y), lambda x, y: torch.max(x, y)),
+                         (lambda x, y: x.min(y), lambda x, y: x.min(y))):
+        assert_parity(ours, theirs, a, b, dtype=dtype)
+    with pytest.raises(TypeError, match="keepdim"):
+        tg.max(tg.from_torch(a), tg.from_torch(a), True)
+
+
 @pytest.mark.parametrize("ops", OPS, ids=["maximum", "minimum"])
 def test_tie_splits_the_gradient_in_half(ops):
     ours, theirs = ops

@@ -16,6 +16,7 @@ from ..kernels import elementwise as ew
 from ..kernels import reduction as red
 from ..kernels._checks import OutOfRangeError, ShapeError
 from ..tensor import Tensor
+from . import elementwise
 
 
 def _dims(x: Tensor, dim) -> tuple | None:
@@ -166,6 +167,10 @@ class MaxAll(Function):
 
 
 def _max_or_min(x: Tensor, dim, keepdim: bool, is_min: bool):
+    if isinstance(dim, Tensor):  # torch.max(input, other): the element-wise maximum
+        if keepdim:
+            raise TypeError(f"{'min' if is_min else 'max'}(input, other) takes no keepdim")
+        return (elementwise.minimum if is_min else elementwise.maximum)(x, dim)
     if dim is None:
         if keepdim:
             raise TypeError(f"{'min' if is_min else 'max'}(): keepdim needs a dim")
@@ -176,12 +181,14 @@ def _max_or_min(x: Tensor, dim, keepdim: bool, is_min: bool):
 
 def max(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
     """x.max(): the largest element, 0-d (NaN if any). x.max(dim, keepdim): the named
-    tuple (values, indices) of the first maximum along dim, as torch.max."""
+    tuple (values, indices) of the first maximum along dim. x.max(other) with a tensor:
+    tg.maximum(x, other). All as torch.max."""
     return _max_or_min(x, dim, keepdim, False)
 
 
 def min(x: Tensor, dim: int | None = None, keepdim: bool = False):  # noqa: A001
-    """x.min(), or (values, indices) = x.min(dim, keepdim), as torch.min."""
+    """x.min(), (values, indices) = x.min(dim, keepdim), or x.min(other) =
+    tg.minimum(x, other), as torch.min."""
     return _max_or_min(x, dim, keepdim, True)
 
 
