@@ -27,8 +27,11 @@ from ._checks import (
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import MAX_DIMS, flat_layout, offsets_of
+from .elementwise import scalar_like, upcast
 
-RANDOM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# fp64 draws are made in fp64 arithmetic from the same fp32 Philox numbers: they carry
+# fp32's resolution (2**-24 for uniform), not fp64's.
+RANDOM_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 BLOCK = 4096 if interpreting() else 1024
 
 
@@ -45,9 +48,19 @@ def rng_advance_kernel(state_ptr, n_values):
 
 
 @triton.jit
+def upcast_like_out(draw, out_ptr):
+    """An fp32 Philox draw in the compute dtype of out_ptr's values (fp64 for fp64)."""
+    if out_ptr.dtype.element_ty == tl.float64:
+        result = draw.to(tl.float64)
+    else:
+        result = draw
+    return result
+
+
+@triton.jit
 def fill_random_kernel(
     out_ptr, state_ptr,
-    a, b,
+    a: tl.float64, b: tl.float64,
     numel, size1, size2, size3, size4, size5,
     s0, s1, s2, s3, s4, s5,
     NORMAL: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
@@ -58,7 +71,7 @@ def fill_random_kernel(
     out_ptr: any non-overlapping strides (6-D padded shape, see copy.strided_offsets;
         FLAT: merged to one dim, see copy.offsets_of).
     state_ptr: int64 [2] = [seed, offset], read only.
-    a, b: (low, high) or (mean, std).
+    a, b: (low, high) or (mean, std), rounded to the compute dtype (fp32; fp64 for fp64).
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -66,16 +79,19 @@ def fill_random_kernel(
     seed = tl.load(state_ptr)
     offset = tl.load(state_ptr + 1)
     if NORMAL:
-        value = a + b * tl.randn(seed, offset + linear)
+        draw = upcast_like_out(tl.randn(seed, offset + linear), out_ptr)
+        value = scalar_like(a, draw) + scalar_like(b, draw) * draw
         out = cast_to(value, out_ptr.dtype.element_ty)
     else:
-        value = a + (b - a) * tl.rand(seed, offset + linear)
+        draw = upcast_like_out(tl.rand(seed, offset + linear), out_ptr)
+        low_value, high_value = scalar_like(a, draw), scalar_like(b, draw)
+        value = low_value + (high_value - low_value) * draw
         out = cast_to(value, out_ptr.dtype.element_ty)
         # torch's uniform_ is [a, b): a value that reaches b (tl.rand can return exactly 1.0,
         # and rounding to fp16/bf16 carries U > 1 - 2**-9 up to 1.0) becomes a, as torch does.
-        high = cast_to(tl.zeros_like(value) + b, out_ptr.dtype.element_ty)
-        low = cast_to(tl.zeros_like(value) + a, out_ptr.dtype.element_ty)
-        out = tl.where(out.to(tl.float32) >= high.to(tl.float32), low, out)
+        high = cast_to(tl.zeros_like(value) + high_value, out_ptr.dtype.element_ty)
+        low = cast_to(tl.zeros_like(value) + low_value, out_ptr.dtype.element_ty)
+        out = tl.where(upcast(out) >= upcast(high), low, out)
     out_off = offsets_of(linear, size1, size2, size3, size4, size5, s0, s1, s2, s3, s4, s5, FLAT)
     tl.store(out_ptr + out_off, out, mask=mask)
 
@@ -88,7 +104,7 @@ def fill_random_kernel(
 @triton.jit
 def dropout_kernel(
     x_ptr, y_ptr, state_ptr, snapshot_ptr,
-    p, scale,
+    p, scale: tl.float64,
     numel, size1, size2, size3, size4, size5,
     sx0, sx1, sx2, sx3, sx4, sx5,
     SAVE_STATE: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
@@ -112,8 +128,8 @@ def dropout_kernel(
     keep = tl.rand(seed, offset + linear) >= p
     x_off = offsets_of(linear, size1, size2, size3, size4, size5,
                        sx0, sx1, sx2, sx3, sx4, sx5, FLAT)
-    x = tl.load(x_ptr + x_off, mask=mask, other=0.0).to(tl.float32)
-    y = tl.where(keep, x * scale, 0.0)
+    x = upcast(tl.load(x_ptr + x_off, mask=mask, other=0.0))
+    y = tl.where(keep, x * scalar_like(scale, x), 0.0)
     tl.store(y_ptr + linear, cast_to(y, y_ptr.dtype.element_ty), mask=mask)
 
 
@@ -209,16 +225,17 @@ def _specs():
     six = [f"{{}}{i}" for i in range(MAX_DIMS)]
     sizes = {"numel": "i64", **{f"size{i}": "i64" for i in range(1, MAX_DIMS)}}
     specs = [CompileSpec(rng_advance_kernel, {"state_ptr": "*i64", "n_values": "i64"}, {})]
-    for dtype, normal in (("fp32", False), ("bf16", True), ("fp16", False)):
-        sig = {"out_ptr": "*" + dtype, "state_ptr": "*i64", "a": "fp32", "b": "fp32", **sizes,
+    for dtype, normal in (("fp32", False), ("bf16", True), ("fp16", False), ("fp64", False),
+                          ("fp64", True), ("fp32", True)):
+        sig = {"out_ptr": "*" + dtype, "state_ptr": "*i64", "a": "fp64", "b": "fp64", **sizes,
                **{s.format("s"): "i64" for s in six}, "NORMAL": "constexpr",
                "FLAT": "constexpr", "BLOCK": "constexpr"}
         specs.append(CompileSpec(fill_random_kernel, sig,
                                  {"NORMAL": normal, "FLAT": normal, "BLOCK": BLOCK},
                                  f"{dtype},normal={normal}"))
-    for dtype, save in (("fp32", True), ("bf16", False), ("fp16", True)):
+    for dtype, save in (("fp32", True), ("bf16", False), ("fp16", True), ("fp64", True)):
         sig = {"x_ptr": "*" + dtype, "y_ptr": "*" + dtype, "state_ptr": "*i64",
-               "snapshot_ptr": "*i64", "p": "fp32", "scale": "fp32", **sizes,
+               "snapshot_ptr": "*i64", "p": "fp32", "scale": "fp64", **sizes,
                **{s.format("sx"): "i64" for s in six}, "SAVE_STATE": "constexpr",
                "FLAT": "constexpr", "BLOCK": "constexpr"}
         specs.append(CompileSpec(dropout_kernel, sig,

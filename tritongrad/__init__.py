@@ -42,13 +42,14 @@ from .kernels._checks import (  # noqa: E402,F401
 from .random import get_rng_state, initial_seed, manual_seed, set_rng_state  # noqa: E402,F401
 from .tensor import Tensor  # noqa: E402,F401
 from .ops.elementwise import abs, exp, log, maximum, minimum, sqrt  # noqa: E402,F401
-from .ops.reduction import amax, amin, argmin, max, mean, min, sum  # noqa: E402,F401
+from .ops.reduction import all, amax, amin, any, argmin, max, mean, min, sum  # noqa: E402,F401,A004
 from .ops.matmul import matmul  # noqa: E402,F401
 from .ops.comparison import argmax  # noqa: E402,F401
 from .ops.activation import relu, sigmoid, tanh  # noqa: E402,F401
 from .ops.norm import norm  # noqa: E402,F401
 from .ops.join import cat, stack  # noqa: E402,F401
 from .ops.select import clamp, clip, where  # noqa: E402,F401
+from .ops.views import chunk, split  # noqa: E402,F401
 from . import backends, nn, optim, profiler  # noqa: E402,F401
 from .graphs import compile_step  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401

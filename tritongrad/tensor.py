@@ -318,6 +318,37 @@ class Tensor:
     def long(self) -> "Tensor":
         return self.to(torch.int64)
 
+    def int(self) -> "Tensor":
+        return self.to(torch.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(torch.bool)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
+    # new_* as torch: this tensor's dtype (and device) unless dtype is given
+    def new_empty(self, *size, dtype: torch.dtype | None = None,
+                  requires_grad: bool = False) -> "Tensor":
+        from . import creation
+        return creation.empty(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype: torch.dtype | None = None,
+                  requires_grad: bool = False) -> "Tensor":
+        from . import creation
+        return creation.zeros(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype: torch.dtype | None = None,
+                 requires_grad: bool = False) -> "Tensor":
+        from . import creation
+        return creation.ones(*size, dtype=dtype or self.dtype, requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype: torch.dtype | None = None,
+                 requires_grad: bool = False) -> "Tensor":
+        from . import creation
+        return creation.full(size, fill_value, dtype=dtype or self.dtype,
+                             requires_grad=requires_grad)
+
     def cuda(self) -> "Tensor":
         return self.to("cuda")
 
@@ -601,6 +632,12 @@ class Tensor:
     def argmin(self, dim: int | None = None, keepdim: bool = False):
         return _reduction.argmin(self, dim, keepdim)
 
+    def any(self, dim=None, keepdim: bool = False):
+        return _reduction.any(self, dim, keepdim)
+
+    def all(self, dim=None, keepdim: bool = False):
+        return _reduction.all(self, dim, keepdim)
+
     # --- views ------------------------------------------------------------------------
     def reshape(self, *shape):
         return _views.reshape(self, _views.shape_arg(shape))
@@ -641,6 +678,15 @@ class Tensor:
 
     def __getitem__(self, index):
         return _views.getitem(self, index)
+
+    def split(self, split_size, dim: int = 0):
+        return _views.split(self, split_size, dim)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        return _views.chunk(self, chunks, dim)
+
+    def repeat(self, *sizes):
+        return _views.repeat(self, _views.shape_arg(sizes))
 
     # --- selection ----------------------------------------------------------------------
     def clamp(self, min=None, max=None):

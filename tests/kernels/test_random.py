@@ -12,7 +12,7 @@ from tritongrad.kernels._checks import LayoutError, OutOfRangeError, ShapeError
 from tritongrad.testing.compare import assert_close
 
 DEVICE = tritongrad.device()
-FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+FLOAT_DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 N = 40_000  # 10 programs; the mean of N U(0,1) draws has std 0.0014
 
 
@@ -122,6 +122,25 @@ def test_uniform_never_returns_high(dtype):
     out = torch.empty(1000, device=DEVICE, dtype=dtype)
     rng.uniform_(out, 3.0, 3.0, state(0))  # an empty range gives `low`, as torch
     assert bool((out == 3.0).all())
+
+
+def test_fp64_draws_are_the_fp32_draws_in_fp64_arithmetic():
+    # the same Philox numbers: fp64 output equals the fp32 draw up to fp32's rounding, and
+    # mean/std/bounds are applied in fp64 (0.1 is not rounded to fp32 first)
+    for fill, a, b in ((rng.normal_, 0.1, 3.0), (rng.uniform_, 0.1, 0.7)):
+        out64 = torch.empty(5000, device=DEVICE, dtype=torch.float64)
+        out32 = torch.empty(5000, device=DEVICE)
+        fill(out64, a, b, state(9))
+        fill(out32, a, b, state(9))
+        assert_close(out64.float(), out32, dtype=torch.float32)
+        draw = (out64 - a) / b if fill is rng.normal_ else (out64 - a) / (b - a)
+        # fp64 arithmetic: (out - a) / b gives back the fp32 draw to fp64 rounding; fp32
+        # arithmetic would leave errors of about 1e-8
+        assert float((draw - draw.float().double()).abs().max()) < 1e-13
+    x = torch.full((3, 2000), 1.0, device=DEVICE, dtype=torch.float64)
+    y, _ = rng.dropout_fwd(x, 0.3, state(4))
+    kept = y[y != 0]
+    assert torch.equal(kept, torch.full_like(kept, 1.0 / 0.7))  # exact fp64 scale
 
 
 def test_uniform_rejects_reversed_range():

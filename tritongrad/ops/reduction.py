@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import torch
+
 from ..autograd.function import Function
 from ..kernels import copy as copy_kernels
 from ..kernels import elementwise as ew
@@ -204,6 +206,32 @@ def amax(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
     """The minimum over ``dim`` (an int or a tuple; (): every dim), as torch.amin."""
     return AMax.apply(x, _dims_arg(dim), bool(keepdim), True)
+
+
+def _any_or_all(x: Tensor, dim, keepdim: bool, is_all: bool) -> Tensor:
+    """Whether any (all) elements over ``dim`` are non-zero, as a bool tensor: amax (amin)
+    of x != 0 (a NaN counts as non-zero, as in torch). Over nothing, False (True)."""
+    op = "all" if is_all else "any"
+    dims = () if dim is None else _dims_arg(dim)
+    reduced = red._normalize_dims(op, dims, x.ndim)
+    if x.ndim and 0 in [x.shape[d] for d in reduced]:  # (this module shadows any())
+        if keepdim:
+            shape = tuple(1 if d in reduced else s for d, s in enumerate(x.shape))
+        else:
+            shape = tuple(s for d, s in enumerate(x.shape) if d not in reduced)
+        return Tensor._wrap(copy_kernels.full(shape, is_all, torch.bool, x._data.device))
+    nonzero = x.detach() if x.dtype == torch.bool else x.detach() != 0
+    return (amin if is_all else amax)(nonzero, dims, keepdim)
+
+
+def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """torch.any: True where some element over ``dim`` (None: all) is non-zero."""
+    return _any_or_all(x, dim, keepdim, False)
+
+
+def all(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    """torch.all: True where every element over ``dim`` (None: all) is non-zero."""
+    return _any_or_all(x, dim, keepdim, True)
 
 
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:

@@ -224,3 +224,62 @@ def expand(x: Tensor, shape: tuple) -> Tensor:
 
 def getitem(x: Tensor, index) -> Tensor:
     return GetItem.apply(x, normalize_index(index))
+
+
+def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """torch.split: views of x along ``dim``, of ``split_size_or_sections`` elements each
+    (an int: the last may be smaller) or of the listed sizes (which must add up to the
+    dim's size). Each piece is a slice of x, so gradients flow back through getitem."""
+    if x.ndim == 0:
+        raise ShapeError("split: split expects at least a 1-dimensional tensor")
+    dim = _dim("split", dim, x.ndim)
+    size = x.shape[dim]
+    if isinstance(split_size_or_sections, numbers.Integral):
+        step = int(split_size_or_sections)
+        if step < 0 or (step == 0 and size != 0):
+            raise ValueError(f"split: split_size can only be 0 if dimension size is 0, and "
+                             f"must be non-negative; got split_size={step} for size {size} "
+                             f"at dimension {dim}")
+        sizes = [min(step, size - start) for start in range(0, size, step)] if step else [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if any(s < 0 for s in sizes) or sum(sizes) != size:
+            raise ShapeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
+                             f"(input tensor's size at dimension {dim}), but got "
+                             f"split_sizes={sizes}")
+    pieces, start = [], 0
+    for length in sizes:
+        index = (slice(None),) * dim + (slice(start, start + length),)
+        pieces.append(getitem(x, index))
+        start += length
+    return tuple(pieces)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """torch.chunk: ``chunks`` views along ``dim`` of ceil(size / chunks) elements each
+    (fewer pieces when the size runs out first, as torch)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    if x.ndim == 0:
+        raise ShapeError("chunk: chunk expects at least a 1-dimensional tensor")
+    size = x.shape[_dim("chunk", dim, x.ndim)]
+    if size == 0:  # torch gives ``chunks`` empty pieces
+        return split(x, [0] * chunks, dim)
+    return split(x, -(-size // chunks), dim)
+
+
+def repeat(x: Tensor, sizes: tuple) -> Tensor:
+    """torch's Tensor.repeat: x tiled ``sizes[i]`` times along each dim (leading sizes add
+    dims). An expand of x viewed as (1, s0, 1, s1, ...) to (r0, s0, r1, s1, ...), then a
+    reshape (our copy kernel); backward is the expand's sum over the repeats."""
+    sizes = tuple(int(s) for s in sizes)
+    if len(sizes) < x.ndim:
+        raise ShapeError(f"repeat: Number of dimensions of repeat dims ({len(sizes)}) can "
+                         f"not be smaller than number of dimensions of tensor ({x.ndim})")
+    if any(s < 0 for s in sizes):
+        raise ValueError(f"repeat: Trying to create tensor with negative dimension: {sizes}")
+    shape = (1,) * (len(sizes) - x.ndim) + tuple(x.shape)
+    interleaved_one = tuple(v for s in shape for v in (1, s))
+    interleaved = tuple(v for r, s in zip(sizes, shape) for v in (r, s))
+    tiled = expand(reshape(x, interleaved_one), interleaved)
+    return reshape(tiled, tuple(r * s for r, s in zip(sizes, shape)))
