@@ -101,6 +101,7 @@ AREA_BUDGET_S = {
 _AREA_OF_FILE = {
     "test_autograd": "core", "test_tensor": "core", "test_ops_core": "core",
     "test_nn": "training", "test_optim": "training", "test_serialization": "training",
+    "test_nn_containers": "training", "test_lr_schedulers": "training",
     "test_training_parity": "training", "test_examples": "training",
     "test_clip_grad_norm": "ops",
     "test_parity_tools": "tools", "test_references": "tools", "test_profiler": "tools",

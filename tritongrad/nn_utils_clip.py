@@ -1,5 +1,6 @@
 """``clip_grad_norm_`` on tritongrad Tensors: the global gradient norm and the in-place
-clip in one fused launch pair (see ``tritongrad/kernels/norm.py``)."""
+clip in one fused launch pair (see ``tritongrad/kernels/norm.py``); ``clip_grad_value_``:
+each gradient clamped in place by the clamp kernel (``kernels/select.py``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Iterable
 
 import torch
 
-from .autograd import bump_versions
+from .autograd import bump_versions, no_grad
 from .autograd.function import op_scope
 from .kernels import norm as norm_kernels
+from .ops.select import clamp_
 from .tensor import Tensor
 
 
@@ -38,3 +40,19 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
                                              error_if_nonfinite, out_dtype=dtype)
     bump_versions(grads)
     return Tensor._wrap(total)
+
+
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float,
+                     foreach: bool | None = None) -> None:
+    """Clamp every ``.grad`` of ``parameters`` in place to [-clip_value, clip_value], as
+    torch.nn.utils.clip_grad_value_ (one clamp_ launch per gradient; parameters without a
+    grad are skipped; returns None). NaN gradients stay NaN. ``foreach`` is accepted for
+    torch compatibility. The profiler shows the launches as op 'clip_grad_value_', phase
+    'optimizer'."""
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    clip_value = float(clip_value)
+    grads = [p.grad for p in parameters if p.grad is not None]
+    with no_grad(), op_scope("clip_grad_value_", "optimizer"):
+        for grad in grads:
+            clamp_(grad, min=-clip_value, max=clip_value)

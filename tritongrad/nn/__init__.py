@@ -2,6 +2,7 @@
 names, so a PyTorch training loop ports by changing its imports."""
 
 from . import functional, init, utils  # noqa: F401
+from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: F401
 from .layers import (  # noqa: F401
     Dropout,
     Flatten,
@@ -23,4 +24,5 @@ from .module import Module, Parameter, StateDictError  # noqa: F401
 __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
            "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss",
-           "BCEWithLogitsLoss", "NLLLoss"]
+           "BCEWithLogitsLoss", "NLLLoss",
+           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]

@@ -19,6 +19,7 @@ from ..autograd.function import op_scope
 from ..kernels import copy as copy_kernels
 from ..kernels import optim as optim_kernels
 from ..kernels._checks import ShapeError, TritongradError
+from ..graphs import is_capturing
 from ..nn.module import StateDictError
 from ..tensor import Tensor
 
@@ -153,6 +154,10 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        if is_capturing():
+            # momentum/betas/eps... are launch arguments, frozen from now on in the graph
+            # (only the lr and step count live in device memory); OneCycleLR checks this
+            self._captured_in_graph = True
         with op_scope(f"{type(self).__name__}.step", "optimizer"):
             for index, group in enumerate(self.param_groups):
                 bump_versions(self._step_group(group, self._sync_lr(index)))
