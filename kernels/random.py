@@ -48,9 +48,9 @@ def rng_advance_kernel(state_ptr, n_values):
 
 
 @triton.jit
-def upcast_like_out(draw, out_ptr):
-    """An fp32 Philox draw in the compute dtype of out_ptr's values (fp64 for fp64)."""
-    if out_ptr.dtype.element_ty == tl.float64:
+def upcast_like_out(draw, OUT_DTYPE: tl.constexpr):
+    """An fp32 Philox draw in the compute dtype of OUT_DTYPE values (fp64 for fp64)."""
+    if OUT_DTYPE == tl.float64:
         result = draw.to(tl.float64)
     else:
         result = draw
@@ -79,11 +79,11 @@ def fill_random_kernel(
     seed = tl.load(state_ptr)
     offset = tl.load(state_ptr + 1)
     if NORMAL:
-        draw = upcast_like_out(tl.randn(seed, offset + linear), out_ptr)
+        draw = upcast_like_out(tl.randn(seed, offset + linear), out_ptr.dtype.element_ty)
         value = scalar_like(a, draw) + scalar_like(b, draw) * draw
         out = cast_to(value, out_ptr.dtype.element_ty)
     else:
-        draw = upcast_like_out(tl.rand(seed, offset + linear), out_ptr)
+        draw = upcast_like_out(tl.rand(seed, offset + linear), out_ptr.dtype.element_ty)
         low_value, high_value = scalar_like(a, draw), scalar_like(b, draw)
         value = low_value + (high_value - low_value) * draw
         out = cast_to(value, out_ptr.dtype.element_ty)

@@ -50,6 +50,7 @@ from .ops.norm import norm  # noqa: E402,F401
 from .ops.join import cat, stack  # noqa: E402,F401
 from .ops.select import clamp, clip, where  # noqa: E402,F401
 from .ops.views import chunk, split  # noqa: E402,F401
+from .ops.gather import gather, index_select  # noqa: E402,F401
 from . import backends, nn, optim, profiler  # noqa: E402,F401
 from .graphs import compile_step  # noqa: E402,F401
 from .serialization import load, save  # noqa: E402,F401

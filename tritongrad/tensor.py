@@ -679,6 +679,14 @@ class Tensor:
     def __getitem__(self, index):
         return _views.getitem(self, index)
 
+    def gather(self, dim: int, index):
+        from .ops.gather import gather
+        return gather(self, dim, index)
+
+    def index_select(self, dim: int, index):
+        from .ops.gather import index_select
+        return index_select(self, dim, index)
+
     def split(self, split_size, dim: int = 0):
         return _views.split(self, split_size, dim)
 

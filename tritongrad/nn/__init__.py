@@ -5,6 +5,7 @@ from . import functional, init, utils  # noqa: F401
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: F401
 from .layers import (  # noqa: F401
     Dropout,
+    Embedding,
     Flatten,
     GELU,
     Identity,
@@ -25,4 +26,4 @@ __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
            "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss",
            "BCEWithLogitsLoss", "NLLLoss",
-           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Embedding"]

@@ -6,6 +6,7 @@ and backward are Triton kernels."""
 from ..ops.activation import gelu, log_softmax, relu, sigmoid, silu, softmax, tanh
 from ..ops.bce import binary_cross_entropy_with_logits
 from ..ops.dropout import dropout
+from ..ops.embedding import embedding
 from ..ops.layer_norm import layer_norm
 from ..ops.loss import cross_entropy, l1_loss, linear_cross_entropy, mse_loss
 from ..ops.matmul import linear, linear_relu
@@ -15,4 +16,4 @@ from ..ops.norm import clip_norm
 __all__ = ["relu", "softmax", "log_softmax", "linear", "linear_relu", "mse_loss", "l1_loss",
            "cross_entropy", "linear_cross_entropy", "clip_norm", "dropout",
            "tanh", "sigmoid", "gelu", "silu", "layer_norm",
-           "binary_cross_entropy_with_logits", "nll_loss"]
+           "binary_cross_entropy_with_logits", "nll_loss", "embedding"]

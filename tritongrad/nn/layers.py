@@ -14,6 +14,7 @@ from ..kernels._checks import DeviceError, ShapeError
 from ..ops.activation import (check_gelu_approximate, gelu, log_softmax, relu, sigmoid,
                               silu, softmax, tanh)
 from ..ops.dropout import check_dropout_p, dropout
+from ..ops.embedding import check_embedding_options, embedding, normalize_padding_idx
 from ..ops.layer_norm import layer_norm
 from ..ops.matmul import linear, linear_relu
 from ..tensor import Tensor
@@ -232,6 +233,81 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class Embedding(Module):
+    """A lookup table of ``num_embeddings`` vectors of size ``embedding_dim``, as
+    ``torch.nn.Embedding``: ``weight`` (num_embeddings, embedding_dim) drawn from N(0, 1)
+    (tritongrad's generator), the ``padding_idx`` row (negative counts from the end) zeroed
+    and given no gradient. ``max_norm`` and ``sparse=True`` are refused (UnsupportedError).
+    ``_weight`` / ``_freeze``: torch's private arguments behind ``from_pretrained``."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
+                 max_norm: float | None = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, sparse: bool = False, _weight=None,
+                 _freeze: bool = False, device=None, dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        if device is not None and torch.device(device).type != DEVICE.type:
+            raise DeviceError(f"tritongrad computes on {DEVICE.type}; cannot create Embedding "
+                              f"on {device}")
+        check_embedding_options(max_norm, sparse)
+        self.num_embeddings = int(num_embeddings)
+        self.embedding_dim = int(embedding_dim)
+        self.padding_idx = normalize_padding_idx(padding_idx, self.num_embeddings)
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = scale_grad_by_freq
+        self.sparse = sparse
+        if _weight is None:
+            self.weight = Parameter(torch.empty((self.num_embeddings, self.embedding_dim),
+                                                dtype=dtype or torch.float32, device=DEVICE),
+                                    requires_grad=not _freeze)
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (self.num_embeddings, self.embedding_dim):
+                raise ShapeError(f"Embedding: Shape of weight does not match num_embeddings and "
+                                 f"embedding_dim: weight {tuple(_weight.shape)}, expected "
+                                 f"({self.num_embeddings}, {self.embedding_dim})")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            init.zeros_(Tensor._wrap(self.weight._data.select(0, self.padding_idx)))
+
+    def forward(self, input: Tensor) -> Tensor:
+        return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type,
+                         self.scale_grad_by_freq, self.sparse)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0,
+                        scale_grad_by_freq: bool = False, sparse: bool = False) -> "Embedding":
+        """An Embedding whose weight shares ``embeddings``' memory (2-D, a tg Tensor or a
+        torch tensor on tritongrad's device); ``freeze``: no gradient to it. As torch, the
+        padding row is left as given."""
+        if embeddings.dim() != 2:
+            raise ShapeError(f"Embedding.from_pretrained: Embeddings parameter is expected to "
+                             f"be 2-dimensional, got shape {tuple(embeddings.shape)}")
+        rows, cols = embeddings.shape
+        return cls(rows, cols, _weight=embeddings, _freeze=freeze, padding_idx=padding_idx,
+                   max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq is not False:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        if self.sparse is not False:
+            s += ", sparse=True"
+        return s
+
 
 def _runs_plain(module: Module, cls: type) -> bool:
     """``module(x)`` would run ``cls.forward`` unchanged: no subclass override of forward or

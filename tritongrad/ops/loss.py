@@ -7,7 +7,8 @@ logits, see ``kernels/cross_entropy.py``); its backward is one scaling launch.
 the host reads the result flag once per forward (a sync) to raise
 ``OutOfRangeError("Target 10 is out of bounds.")``. Set
 ``tritongrad.ops.loss.CHECK_LABELS = False`` when benchmarking to drop that sync;
-a bad label then gives a NaN loss for its row instead of an error.
+a bad label then gives a NaN loss for its row instead of an error. The same switch
+turns off every such read: nll_loss's labels and F.embedding's indices (a NaN row) too.
 """
 
 from __future__ import annotations

@@ -223,6 +223,11 @@ def expand(x: Tensor, shape: tuple) -> Tensor:
 
 
 def getitem(x: Tensor, index) -> Tensor:
+    from .gather import index_with_tensor  # gather's module builds on these views
+
+    picked = index_with_tensor(x, index)  # x[idx], x[:, idx]: an integer tensor or list
+    if picked is not None:
+        return picked
     return GetItem.apply(x, normalize_index(index))
 
 

@@ -266,8 +266,7 @@ def _bce_cases() -> list:
     return [ParityCase("binary_cross_entropy_with_logits", bce.BCEWithLogits, bce_args,
                        (spec((7, 13), reduction="mean"), spec((7, 13), reduction="sum",
                                                             weighted=True),
-                        spec((3, 4, 5), reduction="none", weighted=True)),
-                       dtypes=(FP32, FP16, BF16))]
+                        spec((3, 4, 5), reduction="none", weighted=True)))]
 
 
 def _loss_cases() -> list:
@@ -466,6 +465,18 @@ def _layer_norm_cases() -> list:
     return layer_norm_cases()
 
 
+def _embedding_cases() -> list:
+    from .ref_embedding import embedding_cases
+
+    return embedding_cases()
+
+
+def _gather_cases() -> list:
+    from .ref_gather import gather_cases
+
+    return gather_cases()
+
+
 def _join_select_cases() -> list:
     """cat, stack, where, masked_fill and clamp."""
     from ..ops import join, select
@@ -522,7 +533,8 @@ def _join_select_cases() -> list:
 
 
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _loss_cases, _norm_cases,
-                     _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases)
+                     _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases,
+                     _embedding_cases, _gather_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 

@@ -30,8 +30,9 @@ def keep_mask(shape: tuple, p: float, seed_offset: torch.Tensor) -> torch.Tensor
 def _dropout(x: torch.Tensor, p: float, seed_offset: torch.Tensor, precomputed=None):
     keep = keep_mask(tuple(x.shape), p, seed_offset)
     scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
-    # fp32 math, one rounding to x's dtype: what the kernel does
-    return torch.where(keep, x.float() * scale, torch.zeros((), device=x.device)).to(x.dtype)
+    # fp32 math (fp64 for fp64), one rounding to x's dtype: what the kernel does
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    return torch.where(keep, wide * scale, torch.zeros((), device=x.device)).to(x.dtype)
 
 
 register_reference(dropout_ops.Dropout, _dropout)
@@ -39,7 +40,7 @@ register_reference(dropout_ops.Dropout, _dropout)
 
 def nn_cases() -> list:
     """Parity cases of the nn Functions, for ``testing/cases.py``'s built-in families."""
-    from .cases import BF16, FP16, FP32, ParityCase, randn, spec
+    from .cases import ParityCase, randn, spec
 
     def dropout_args(s, d, g):
         # a fixed [seed, offset] keeps the rows reproducible; the int64 state is not
@@ -51,6 +52,5 @@ def nn_cases() -> list:
         ParityCase("dropout", dropout_ops.Dropout, dropout_args,
                    (spec((7, 13), p=0.5, seed=1, offset=0),
                     spec((3, 5, 11), p=0.2, seed=7, offset=12345),
-                    spec((1, 9), p=0.0, seed=3, offset=0)),
-                   dtypes=(FP32, FP16, BF16)),
+                    spec((1, 9), p=0.0, seed=3, offset=0))),
     ]
