@@ -35,7 +35,7 @@ use_deterministic_algorithms = getattr(tg, "use_deterministic_algorithms",
 # Every kernel family a training step can launch (forward, backward, optimizer,
 # clipping, dropout and initialisation), as labels in the sm_90 compile report.
 TRAINING_FAMILIES = ["matmul.", "relu.", "cross_entropy.", "mse.", "norm.", "optim.",
-                     "elementwise.", "reduction.", "copy.", "random.", "embedding.", "gather."]
+                     "elementwise.", "reduction.", "copy.", "random.", "embedding.", "gather.", "conv."]
 
 # An atomic instruction, optionally predicated: "atom.global.add.f32 ..." or
 # "@%p1 red.global.add.f32 ...". Anchored at the line start so comments and labels

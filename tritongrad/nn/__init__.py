@@ -2,6 +2,7 @@
 names, so a PyTorch training loop ports by changing its imports."""
 
 from . import functional, init, utils  # noqa: F401
+from .conv import Conv2d  # noqa: F401
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: F401
 from .layers import (  # noqa: F401
     Dropout,
@@ -26,4 +27,5 @@ __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
            "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss",
            "BCEWithLogitsLoss", "NLLLoss",
-           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Embedding"]
+           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Embedding",
+           "Conv2d"]

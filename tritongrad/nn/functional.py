@@ -5,6 +5,7 @@ and backward are Triton kernels."""
 
 from ..ops.activation import gelu, log_softmax, relu, sigmoid, silu, softmax, tanh
 from ..ops.bce import binary_cross_entropy_with_logits
+from ..ops.conv import conv2d, fold, unfold
 from ..ops.dropout import dropout
 from ..ops.embedding import embedding
 from ..ops.layer_norm import layer_norm
@@ -16,4 +17,5 @@ from ..ops.norm import clip_norm
 __all__ = ["relu", "softmax", "log_softmax", "linear", "linear_relu", "mse_loss", "l1_loss",
            "cross_entropy", "linear_cross_entropy", "clip_norm", "dropout",
            "tanh", "sigmoid", "gelu", "silu", "layer_norm",
-           "binary_cross_entropy_with_logits", "nll_loss", "embedding"]
+           "binary_cross_entropy_with_logits", "nll_loss", "embedding",
+           "conv2d", "unfold", "fold"]

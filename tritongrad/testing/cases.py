@@ -465,6 +465,12 @@ def _layer_norm_cases() -> list:
     return layer_norm_cases()
 
 
+def _conv_cases() -> list:
+    from .ref_conv import conv_cases
+
+    return conv_cases()
+
+
 def _embedding_cases() -> list:
     from .ref_embedding import embedding_cases
 
@@ -534,7 +540,7 @@ def _join_select_cases() -> list:
 
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _loss_cases, _norm_cases,
                      _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases,
-                     _embedding_cases, _gather_cases)
+                     _embedding_cases, _gather_cases, _conv_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 
