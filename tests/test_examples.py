@@ -42,6 +42,18 @@ def test_train_digits_fast_mode_tracks_torch():
                  dtype=torch.float32, name="per-step loss")
 
 
+def test_train_digits_cnn_tracks_torch():
+    # Conv2d + MaxPool2d + Linear: torch's curve step for step (a few small batches: the
+    # interpreter takes about a second per CNN step at batch 16)
+    pytest.importorskip("sklearn", reason="scikit-learn is in the test extra")
+    result = load_example("train_digits").main(["--model", "cnn", "--batch-size", "16",
+                                                "--max-steps", "4", "--no-progress",
+                                                "--compare-torch"])
+    assert len(result["losses"]) == 4
+    assert_close(torch.tensor(result["losses"]), torch.tensor(result["torch_losses"]),
+                 dtype=torch.float32, name="per-step loss")
+
+
 def test_train_digits_reaches_95_percent_held_out():
     # the full default run (3 epochs, about 35 s on one core through the interpreter)
     pytest.importorskip("sklearn", reason="scikit-learn is in the test extra")

@@ -22,10 +22,11 @@ from .layers import (  # noqa: F401
 )
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
 from .module import Module, Parameter, StateDictError  # noqa: F401
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
 
 __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
            "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss",
            "BCEWithLogitsLoss", "NLLLoss",
            "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Embedding",
-           "Conv2d"]
+           "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]

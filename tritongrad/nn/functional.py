@@ -13,9 +13,10 @@ from ..ops.loss import cross_entropy, l1_loss, linear_cross_entropy, mse_loss
 from ..ops.matmul import linear, linear_relu
 from ..ops.nll import nll_loss
 from ..ops.norm import clip_norm
+from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 
 __all__ = ["relu", "softmax", "log_softmax", "linear", "linear_relu", "mse_loss", "l1_loss",
            "cross_entropy", "linear_cross_entropy", "clip_norm", "dropout",
            "tanh", "sigmoid", "gelu", "silu", "layer_norm",
            "binary_cross_entropy_with_logits", "nll_loss", "embedding",
-           "conv2d", "unfold", "fold"]
+           "conv2d", "unfold", "fold", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]

@@ -471,6 +471,12 @@ def _conv_cases() -> list:
     return conv_cases()
 
 
+def _pool_cases() -> list:
+    from .ref_pool import pool_cases
+
+    return pool_cases()
+
+
 def _embedding_cases() -> list:
     from .ref_embedding import embedding_cases
 
@@ -540,7 +546,7 @@ def _join_select_cases() -> list:
 
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _loss_cases, _norm_cases,
                      _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases,
-                     _embedding_cases, _gather_cases, _conv_cases)
+                     _embedding_cases, _gather_cases, _conv_cases, _pool_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 
