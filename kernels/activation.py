@@ -1,5 +1,6 @@
-"""Smooth activations, elementwise over any strided input: tanh, sigmoid, GELU (exact erf
-form and tanh approximation) and SiLU, forward and backward.
+"""Elementwise activations over any strided input: tanh, sigmoid, GELU (exact erf form and
+tanh approximation), SiLU, Mish, and the parametrized leaky ReLU, ELU, softplus and hardtanh
+(ReLU6 is hardtanh(0, 6)), forward and backward.
 
 One kernel per direction; the ``OP`` constexpr picks the function, so each (OP, dtype)
 compiles to its own specialization with no runtime branch. Inputs are read through their
@@ -17,11 +18,26 @@ Forward, and the derivative each backward multiplies the upstream gradient by:
                dT/dx = (1 - T^2) du/dx = (1 - T^2) k (1 + 3 c x^2)
     silu:      y = x s(x)
                dy/dx = s(x) + x s(x) (1 - s(x)) = s(x) (1 + x (1 - s(x)))
+    mish:      y = x T, T = tanh(sp(x)), sp(x) = ln(1 + e^x)
+               dy/dx = T + x (1 - T^2) sp'(x) = T + x s(x) (1 - T^2)
+The parametrized ones take two host scalars (PARAMS names them; fp64 arguments, rounded to
+fp32 for the non-fp64 dtypes as torch's opmath does):
+    leaky_relu (a = negative_slope):
+               y = x for x > 0, else a x          dy/dx = 1 for x > 0, else a (a at 0)
+    elu (a = alpha):
+               y = x for x > 0, else a (e^x - 1)  dy/dx = 1 for x > 0, else a e^x (a at 0)
+    softplus (b = beta, t = threshold):
+               y = x where b x > t (linear), else sp(b x) / b
+               dy/dx = 1 where b x > t, else sp'(b x) = s(b x)
+    hardtanh (lo = min_val, hi = max_val):
+               y = min(max(x, lo), hi)            dy/dx = 1 for lo < x < hi, else 0 (0 at both
+                                                  bounds, and 1 at NaN, as torch)
 What backward reads (``SAVES_OUTPUT``): tanh and sigmoid have derivatives written in y
 alone, so they save the output (as torch's tanh_backward / sigmoid_backward do; x can be
 freed). GELU and SiLU are not monotonic (minima near x = -0.75 and x = -1.28), so y does
 not determine x and their backward reads the saved input, as torch's gelu_backward /
-silu_backward do.
+silu_backward do; so do Mish and the parametrized ones (as torch's backwards: hardtanh and
+leaky ReLU are flat or not one-to-one for some parameters, and ELU's x-form is torch's).
 
 Numerics (torch's formulas where they are safe, so results agree to the last bits):
 - e^z is only ever taken of z <= 0 (e^-|x|, e^-2|x|, e^(-x^2/2)), so nothing
@@ -34,6 +50,13 @@ Numerics (torch's formulas where they are safe, so results agree to the last bit
   fp64 result). At x = +-inf (and for every op at NaN) the NaNs are torch's.
 - gelu(+inf) is +inf, as torch's fp64 and fp16 paths and its scalar formula give (torch's
   vectorized CPU fp32/bf16 path gives NaN there).
+- sp(z) = ln(1 + e^z) is computed as max(z, 0) + log1p(e^-|z|), which never overflows;
+  its derivative s(z) as _sigmoid. torch's formulas (log1p(exp(z)) and
+  grad * e^z / (e^z + 1)) overflow to inf and NaN when z > ~88 (fp32) is not cut off by
+  softplus's threshold (a threshold raised above 88, or Mish); there ours stay finite (the
+  limit: sp(z) = z, derivative 1). Everywhere else they agree to rounding, as do the
+  infinities and NaNs (Mish(-inf) = -inf * 0 = NaN, as torch).
+- ELU's e^x - 1 is expm1 (unary_math.expm1), accurate near 0 as torch's.
 """
 
 from __future__ import annotations
@@ -46,13 +69,22 @@ from ._checks import FLOAT_DTYPES, check_backward_pair, check_tensor
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import MAX_DIMS, flat_layout, offsets_of
-from .elementwise import div_rn, upcast
+from .elementwise import div_rn, scalar_like, upcast
+from .unary_math import expm1, log1p
 
-ACTIVATIONS = ("tanh", "sigmoid", "gelu", "gelu_tanh", "silu")
-SAVES_OUTPUT = {"tanh": True, "sigmoid": True, "gelu": False, "gelu_tanh": False, "silu": False}
+ACTIVATIONS = ("tanh", "sigmoid", "gelu", "gelu_tanh", "silu", "mish", "leaky_relu", "elu",
+               "softplus", "hardtanh")
+SAVES_OUTPUT = {"tanh": True, "sigmoid": True, "gelu": False, "gelu_tanh": False, "silu": False,
+                "mish": False, "leaky_relu": False, "elu": False, "softplus": False,
+                "hardtanh": False}
+# The host scalars (param1, param2) each op reads; the others take neither.
+PARAMS = {"leaky_relu": ("negative_slope",), "elu": ("alpha",),
+          "softplus": ("beta", "threshold"), "hardtanh": ("min_val", "max_val")}
 # Analytic counts per element (a transcendental counts one), for the profiler's TFLOP/s.
-FWD_FLOPS = {"tanh": 6, "sigmoid": 5, "gelu": 5, "gelu_tanh": 14, "silu": 6}
-BWD_FLOPS = {"tanh": 3, "sigmoid": 3, "gelu": 9, "gelu_tanh": 22, "silu": 9}
+FWD_FLOPS = {"tanh": 6, "sigmoid": 5, "gelu": 5, "gelu_tanh": 14, "silu": 6, "mish": 16,
+             "leaky_relu": 2, "elu": 8, "softplus": 10, "hardtanh": 2}
+BWD_FLOPS = {"tanh": 3, "sigmoid": 3, "gelu": 9, "gelu_tanh": 22, "silu": 9, "mish": 24,
+             "leaky_relu": 2, "elu": 4, "softplus": 7, "hardtanh": 3}
 
 # Under the interpreter each program costs ~0.5 ms whatever its size: use few, large ones.
 ACTIVATION_BLOCK = 8192 if interpreting() else 1024
@@ -97,8 +129,15 @@ def _tanh(x):
 
 
 @triton.jit
-def _activation(x, OP: tl.constexpr):
-    """The forward y = OP(x) in x's (fp32 or fp64) precision; see the module docstring."""
+def _softplus(z):
+    """ln(1 + e^z) = max(z, 0) + ln(1 + e^-|z|): no overflow for large z; NaN stays NaN."""
+    return tl.where(z > 0, z, 0.0) + log1p(tl.exp(-tl.abs(z)))
+
+
+@triton.jit
+def _activation(x, p1, p2, OP: tl.constexpr):
+    """The forward y = OP(x) in x's (fp32 or fp64) precision, p1 and p2 the op's PARAMS in
+    that precision; see the module docstring."""
     if OP == "tanh":
         y = _tanh(x)
     elif OP == "sigmoid":
@@ -108,13 +147,25 @@ def _activation(x, OP: tl.constexpr):
     elif OP == "gelu_tanh":
         inner = 0.7978845608028654 * (x + 0.044715 * (x * x * x))
         y = 0.5 * x * (1.0 + _tanh(inner))
-    else:  # "silu"
+    elif OP == "silu":
         y = x * _sigmoid(x)
+    elif OP == "mish":
+        y = x * _tanh(_softplus(x))
+    elif OP == "leaky_relu":
+        y = tl.where(x > 0, x, x * p1)  # NaN * slope stays NaN
+    elif OP == "elu":
+        # x < 0, not x <= 0: at +-0 torch returns x itself (its sign included)
+        y = tl.where(x < 0, expm1(x) * p1, x)
+    elif OP == "softplus":
+        z = x * p1
+        y = tl.where(z > p2, x, div_rn(_softplus(z), tl.zeros_like(x) + p1))
+    else:  # "hardtanh": comparisons, not tl.maximum/minimum, so NaN stays NaN
+        y = tl.where(x < p1, p1, tl.where(x > p2, p2, x))
     return y
 
 
 @triton.jit
-def _activation_grad(grad_y, saved, OP: tl.constexpr):
+def _activation_grad(grad_y, saved, p1, p2, OP: tl.constexpr):
     """grad_x = grad_y * dy/dx from the saved tensor (y for tanh and sigmoid, else x), in
     torch's order of operations; the module docstring derives each."""
     if OP == "tanh":
@@ -134,15 +185,27 @@ def _activation_grad(grad_y, saved, OP: tl.constexpr):
         # (x * 0.0 keeps torch's NaN at x = +-inf)
         tail = tl.where(sech_sq == 0.0, saved * 0.0, 0.5 * saved * sech_sq * inner_derivative)
         grad_x = grad_y * (0.5 * (1.0 + tanh_inner) + tail)
-    else:  # "silu"
+    elif OP == "silu":
         sig = _sigmoid(saved)
         grad_x = grad_y * (sig * (1.0 + saved * (1.0 - sig)))
+    elif OP == "mish":
+        tanh_sp = _tanh(_softplus(saved))
+        grad_x = grad_y * (tanh_sp + saved * _sigmoid(saved) * (1.0 - tanh_sp * tanh_sp))
+    elif OP == "leaky_relu":
+        grad_x = tl.where(saved > 0, grad_y, grad_y * p1)
+    elif OP == "elu":
+        grad_x = tl.where(saved <= 0, grad_y * p1 * tl.exp(saved), grad_y)
+    elif OP == "softplus":
+        z = saved * p1
+        grad_x = tl.where(z > p2, grad_y, grad_y * _sigmoid(z))
+    else:  # "hardtanh": 0 at and beyond the bounds; NaN compares False and passes grad
+        grad_x = tl.where((saved <= p1) | (saved >= p2), 0.0, grad_y)
     return grad_x
 
 
 @triton.jit
 def activation_fwd_kernel(
-    x_ptr, y_ptr,
+    x_ptr, y_ptr, param1: tl.float64, param2: tl.float64,
     numel, size1, size2, size3, size4, size5,
     x_s0, x_s1, x_s2, x_s3, x_s4, x_s5,
     OP: tl.constexpr, FLAT: tl.constexpr, BLOCK: tl.constexpr,
@@ -151,6 +214,8 @@ def activation_fwd_kernel(
 
     x_ptr: input of any strides (x_s0..x_s5, int64 offsets).
     y_ptr: contiguous output of numel elements, same dtype as x.
+    param1, param2: the op's PARAMS (negative_slope, alpha, beta and threshold, min_val
+        and max_val); unused by the others.
     numel: element count; size1..size5: trailing sizes of the merged 6-D shape.
     OP: one of ACTIVATIONS. FLAT: the layout merged to one dim (see copy.offsets_of).
     """
@@ -160,13 +225,13 @@ def activation_fwd_kernel(
     x_off = offsets_of(linear, size1, size2, size3, size4, size5,
                        x_s0, x_s1, x_s2, x_s3, x_s4, x_s5, FLAT)
     x = upcast(tl.load(x_ptr + x_off, mask=mask, other=0.0))
-    y = _activation(x, OP)
+    y = _activation(x, scalar_like(param1, x), scalar_like(param2, x), OP)
     tl.store(y_ptr + linear, cast_to(y, y_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def activation_bwd_kernel(
-    grad_y_ptr, saved_ptr, grad_x_ptr,
+    grad_y_ptr, saved_ptr, grad_x_ptr, param1: tl.float64, param2: tl.float64,
     numel, size1, size2, size3, size4, size5,
     gy_s0, gy_s1, gy_s2, gy_s3, gy_s4, gy_s5,
     sv_s0, sv_s1, sv_s2, sv_s3, sv_s4, sv_s5,
@@ -178,7 +243,7 @@ def activation_bwd_kernel(
     saved_ptr: the forward output y for tanh and sigmoid, the input x otherwise
     (SAVES_OUTPUT); any strides (sv_s*), same shape and dtype.
     grad_x_ptr: contiguous output of numel elements.
-    numel, size1..size5, OP, FLAT: as in activation_fwd_kernel.
+    param1, param2, numel, size1..size5, OP, FLAT: as in activation_fwd_kernel.
     """
     pid = tl.program_id(0).to(tl.int64)
     linear = pid * BLOCK + tl.arange(0, BLOCK)
@@ -189,7 +254,8 @@ def activation_bwd_kernel(
                         sv_s0, sv_s1, sv_s2, sv_s3, sv_s4, sv_s5, FLAT)
     grad_y = upcast(tl.load(grad_y_ptr + gy_off, mask=mask, other=0.0))
     saved = upcast(tl.load(saved_ptr + sv_off, mask=mask, other=0.0))
-    grad_x = _activation_grad(grad_y, saved, OP)
+    grad_x = _activation_grad(grad_y, saved, scalar_like(param1, saved),
+                              scalar_like(param2, saved), OP)
     tl.store(grad_x_ptr + linear, cast_to(grad_x, grad_x_ptr.dtype.element_ty), mask=mask)
 
 
@@ -198,10 +264,23 @@ def _check_op(op: str) -> None:
         raise ValueError(f"activation: unknown op {op!r}; expected one of {', '.join(ACTIVATIONS)}")
 
 
-def activation_fwd(x: torch.Tensor, op: str) -> torch.Tensor:
+def _params(op: str, params: tuple) -> tuple[float, float]:
+    """The (param1, param2) kernel arguments: exactly the scalars PARAMS[op] names."""
+    names = PARAMS.get(op, ())
+    if len(params) != len(names):
+        wanted = ", ".join(names) or "none"
+        raise TypeError(f"{op}: takes {len(names)} scalar parameter(s) ({wanted}), got "
+                        f"{len(params)}")
+    values = [float(p) for p in params]
+    return tuple(values + [0.0] * (2 - len(values)))
+
+
+def activation_fwd(x: torch.Tensor, op: str, *params: float) -> torch.Tensor:
     """``op``(x) (one of ACTIVATIONS) as a new contiguous tensor of x's dtype; x may have
-    any strides."""
+    any strides. ``params``: the op's scalars, in PARAMS order (leaky_relu: negative_slope;
+    elu: alpha; softplus: beta, threshold; hardtanh: min_val, max_val)."""
     _check_op(op)
+    param1, param2 = _params(op, params)
     check_tensor(op, "input", x, FLOAT_DTYPES)
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     numel = x.numel()
@@ -209,20 +288,23 @@ def activation_fwd(x: torch.Tensor, op: str) -> torch.Tensor:
         return y
     sizes, (x_strides,), flat = flat_layout(x.shape, x.stride())
     launch(
-        activation_fwd_kernel, (cdiv(numel, ACTIVATION_BLOCK),), x, y, numel, *sizes[1:],
-        *x_strides, OP=op, FLAT=flat, BLOCK=ACTIVATION_BLOCK,
+        activation_fwd_kernel, (cdiv(numel, ACTIVATION_BLOCK),), x, y, param1, param2, numel,
+        *sizes[1:], *x_strides, OP=op, FLAT=flat, BLOCK=ACTIVATION_BLOCK,
         flops=FWD_FLOPS[op] * numel, bytes_moved=2 * numel * x.element_size(),
     )
     return y
 
 
-def activation_bwd(grad_out: torch.Tensor, saved: torch.Tensor, op: str) -> torch.Tensor:
+def activation_bwd(grad_out: torch.Tensor, saved: torch.Tensor, op: str,
+                   *params: float) -> torch.Tensor:
     """The gradient of ``op`` w.r.t. its input, as a new contiguous tensor.
 
     grad_out: the upstream gradient. saved: the forward output for tanh and sigmoid, the
     forward input for the others (``SAVES_OUTPUT[op]``). Same shape and dtype, any strides.
+    params: the forward's scalars, as in activation_fwd.
     """
     _check_op(op)
+    param1, param2 = _params(op, params)
     name = f"{op}_backward"
     saved_name = "output" if SAVES_OUTPUT[op] else "input"
     check_backward_pair(name, grad_out, saved, saved_name, FLOAT_DTYPES)
@@ -234,7 +316,8 @@ def activation_bwd(grad_out: torch.Tensor, saved: torch.Tensor, op: str) -> torc
                                                         saved.stride())
     launch(
         activation_bwd_kernel, (cdiv(numel, ACTIVATION_BLOCK),), grad_out, saved, grad_in,
-        numel, *sizes[1:], *gy_strides, *sv_strides, OP=op, FLAT=flat, BLOCK=ACTIVATION_BLOCK,
+        param1, param2, numel, *sizes[1:], *gy_strides, *sv_strides, OP=op, FLAT=flat,
+        BLOCK=ACTIVATION_BLOCK,
         flops=BWD_FLOPS[op] * numel, bytes_moved=3 * numel * saved.element_size(),
     )
     return grad_in
@@ -250,10 +333,11 @@ def _specs() -> list[CompileSpec]:
                                  for op in ACTIVATIONS):
         ptr = "*" + dt
         constexprs = {"OP": op, "FLAT": k % 2 == 0, "BLOCK": 1024}
-        fwd_sig = {"x_ptr": ptr, "y_ptr": ptr, **sizes,
+        fwd_sig = {"x_ptr": ptr, "y_ptr": ptr, "param1": "fp64", "param2": "fp64", **sizes,
                    **{f"x_s{i}": "i64" for i in range(MAX_DIMS)}, **modes}
         specs.append(CompileSpec(activation_fwd_kernel, fwd_sig, constexprs, f"{dt},{op}"))
-        bwd_sig = {"grad_y_ptr": ptr, "saved_ptr": ptr, "grad_x_ptr": ptr, **sizes,
+        bwd_sig = {"grad_y_ptr": ptr, "saved_ptr": ptr, "grad_x_ptr": ptr, "param1": "fp64",
+                   "param2": "fp64", **sizes,
                    **{f"gy_s{i}": "i64" for i in range(MAX_DIMS)},
                    **{f"sv_s{i}": "i64" for i in range(MAX_DIMS)}, **modes}
         specs.append(CompileSpec(activation_bwd_kernel, bwd_sig, constexprs, f"{dt},{op}"))

@@ -42,6 +42,22 @@ from .kernels._checks import (  # noqa: E402,F401
 from .random import get_rng_state, initial_seed, manual_seed, set_rng_state  # noqa: E402,F401
 from .tensor import Tensor  # noqa: E402,F401
 from .ops.elementwise import abs, exp, log, maximum, minimum, sqrt  # noqa: E402,F401
+from .ops.unary_math import (  # noqa: E402,F401
+    ceil,
+    cos,
+    expm1,
+    floor,
+    log1p,
+    log2,
+    log10,
+    reciprocal,
+    round,
+    rsqrt,
+    sign,
+    sin,
+    square,
+    trunc,
+)
 from .ops.reduction import all, amax, amin, any, argmin, max, mean, min, sum  # noqa: E402,F401,A004
 from .ops.matmul import matmul  # noqa: E402,F401
 from .ops.comparison import argmax  # noqa: E402,F401

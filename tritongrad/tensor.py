@@ -527,6 +527,91 @@ class Tensor:
     def abs(self):
         return _elementwise.abs(self)
 
+    # unary math (ops/unary_math.py); the in-place forms write through self's strides
+    def log1p(self):
+        return _unary_math.log1p(self)
+
+    def expm1(self):
+        return _unary_math.expm1(self)
+
+    def rsqrt(self):
+        return _unary_math.rsqrt(self)
+
+    def reciprocal(self):
+        return _unary_math.reciprocal(self)
+
+    def square(self):
+        return _unary_math.square(self)
+
+    def sign(self):
+        return _unary_math.sign(self)
+
+    def floor(self):
+        return _unary_math.floor(self)
+
+    def ceil(self):
+        return _unary_math.ceil(self)
+
+    def round(self, decimals: int = 0):
+        return _unary_math.round(self, decimals)
+
+    def trunc(self):
+        return _unary_math.trunc(self)
+
+    def sin(self):
+        return _unary_math.sin(self)
+
+    def cos(self):
+        return _unary_math.cos(self)
+
+    def log2(self):
+        return _unary_math.log2(self)
+
+    def log10(self):
+        return _unary_math.log10(self)
+
+    def log1p_(self):
+        return _unary_math.unary_inplace(self, "log1p")
+
+    def expm1_(self):
+        return _unary_math.unary_inplace(self, "expm1")
+
+    def rsqrt_(self):
+        return _unary_math.unary_inplace(self, "rsqrt")
+
+    def reciprocal_(self):
+        return _unary_math.unary_inplace(self, "reciprocal")
+
+    def square_(self):
+        return _unary_math.square_(self)
+
+    def sign_(self):
+        return _unary_math.unary_inplace(self, "sign")
+
+    def floor_(self):
+        return _unary_math.unary_inplace(self, "floor")
+
+    def ceil_(self):
+        return _unary_math.unary_inplace(self, "ceil")
+
+    def round_(self, decimals: int = 0):
+        return _unary_math.unary_inplace(self, "round", decimals)
+
+    def trunc_(self):
+        return _unary_math.unary_inplace(self, "trunc")
+
+    def sin_(self):
+        return _unary_math.unary_inplace(self, "sin")
+
+    def cos_(self):
+        return _unary_math.unary_inplace(self, "cos")
+
+    def log2_(self):
+        return _unary_math.unary_inplace(self, "log2")
+
+    def log10_(self):
+        return _unary_math.unary_inplace(self, "log10")
+
     def maximum(self, other):
         return _elementwise.maximum(self, other)
 
@@ -761,4 +846,5 @@ from .ops import comparison as _comparison  # noqa: E402
 from .ops import copy as _copy_ops  # noqa: E402
 from .ops import elementwise as _elementwise  # noqa: E402
 from .ops import reduction as _reduction  # noqa: E402
+from .ops import unary_math as _unary_math  # noqa: E402
 from .ops import views as _views  # noqa: E402

@@ -6,18 +6,24 @@ from .conv import Conv2d  # noqa: F401
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: F401
 from .layers import (  # noqa: F401
     Dropout,
+    ELU,
     Embedding,
     Flatten,
     GELU,
+    Hardtanh,
     Identity,
     LayerNorm,
+    LeakyReLU,
     Linear,
     LogSoftmax,
+    Mish,
     ReLU,
+    ReLU6,
     Sequential,
     Sigmoid,
     SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401
@@ -27,6 +33,7 @@ from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d  # noqa: F401
 __all__ = ["Module", "Parameter", "StateDictError", "Linear", "ReLU", "Softmax", "LogSoftmax",
            "Flatten", "Dropout", "Identity", "Sequential", "MSELoss", "CrossEntropyLoss", "functional", "init", "utils",
            "Tanh", "Sigmoid", "GELU", "SiLU", "LayerNorm", "L1Loss",
-           "BCEWithLogitsLoss", "NLLLoss",
-           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Embedding",
-           "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"]
+           "BCEWithLogitsLoss", "NLLLoss", "Embedding",
+           "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Conv2d",
+           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
+           "LeakyReLU", "ELU", "Softplus", "Hardtanh", "ReLU6", "Mish"]

@@ -1,9 +1,11 @@
-"""Layers: Linear, LayerNorm, ReLU, Tanh, Sigmoid, GELU, SiLU, Flatten, Dropout, Identity, and
+"""Layers: Linear, LayerNorm, ReLU, Tanh, Sigmoid, GELU, SiLU, Mish, LeakyReLU, ELU, Softplus,
+Hardtanh, ReLU6, Flatten, Dropout, Identity, and
 Sequential (which fuses Linear followed by ReLU into one matmul-with-ReLU-epilogue launch)."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections import OrderedDict
 from typing import Iterator
 
@@ -11,8 +13,8 @@ import torch
 
 from .._device import DEVICE
 from ..kernels._checks import DeviceError, ShapeError
-from ..ops.activation import (check_gelu_approximate, gelu, log_softmax, relu, sigmoid,
-                              silu, softmax, tanh)
+from ..ops.activation import (check_gelu_approximate, elu, gelu, hardtanh, leaky_relu,
+                              log_softmax, mish, relu, sigmoid, silu, softmax, softplus, tanh)
 from ..ops.dropout import check_dropout_p, dropout
 from ..ops.embedding import check_embedding_options, embedding, normalize_padding_idx
 from ..ops.layer_norm import layer_norm
@@ -136,6 +138,110 @@ class SiLU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return silu(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Mish(Module):
+    """x tanh(softplus(x)) elementwise, as torch.nn.Mish. ``inplace`` is accepted for torch
+    compatibility; the result is always a new tensor."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return mish(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class LeakyReLU(Module):
+    """x for x > 0, else negative_slope * x, as torch.nn.LeakyReLU. ``inplace`` is accepted
+    for torch compatibility; the result is always a new tensor."""
+
+    def __init__(self, negative_slope: float = 1e-2, inplace: bool = False) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        inplace_str = ", inplace=True" if self.inplace else ""
+        return f"negative_slope={self.negative_slope}{inplace_str}"
+
+
+class ELU(Module):
+    """x for x > 0, else alpha (e^x - 1), as torch.nn.ELU. ``inplace`` is accepted for torch
+    compatibility; the result is always a new tensor."""
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        inplace_str = ", inplace=True" if self.inplace else ""
+        return f"alpha={self.alpha}{inplace_str}"
+
+
+class Softplus(Module):
+    """ln(1 + e^(beta x)) / beta, linear where beta x > threshold, as torch.nn.Softplus."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = beta
+        self.threshold = threshold
+
+    def forward(self, x: Tensor) -> Tensor:
+        return softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class Hardtanh(Module):
+    """x clamped to [min_val, max_val], as torch.nn.Hardtanh (max_val must exceed min_val;
+    ``min_value``/``max_value`` are torch's deprecated spellings). ``inplace`` is accepted
+    for torch compatibility; the result is always a new tensor."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False,
+                 min_value: float | None = None, max_value: float | None = None) -> None:
+        super().__init__()
+        if min_value is not None:
+            warnings.warn("keyword argument `min_value` is deprecated and rename to `min_val`",
+                          FutureWarning, stacklevel=2)
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn("keyword argument `max_value` is deprecated and rename to `max_val`",
+                          FutureWarning, stacklevel=2)
+            max_val = max_value
+        if not max_val > min_val:  # torch asserts this (F.hardtanh allows equal bounds)
+            raise ValueError(f"max_val ({max_val}) must be greater than min_val ({min_val})")
+        self.min_val = min_val
+        self.max_val = max_val
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        inplace_str = ", inplace=True" if self.inplace else ""
+        return f"min_val={self.min_val}, max_val={self.max_val}{inplace_str}"
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6), as torch.nn.ReLU6 (a Hardtanh(0, 6))."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__(0.0, 6.0, inplace)
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
@@ -307,7 +413,6 @@ class Embedding(Module):
         if self.sparse is not False:
             s += ", sparse=True"
         return s
-
 
 def _runs_plain(module: Module, cls: type) -> bool:
     """``module(x)`` would run ``cls.forward`` unchanged: no subclass override of forward or

@@ -1,4 +1,5 @@
-"""Activations: ReLU, softmax and log_softmax; tanh, sigmoid, GELU and SiLU.
+"""Activations: ReLU, softmax and log_softmax; tanh, sigmoid, GELU, SiLU and Mish; leaky ReLU,
+ELU, softplus, hardtanh and ReLU6.
 
 relu(x) = max(x, 0) with NaN kept (as torch.relu). Its VJP uses only the output:
 d relu(x)/dx = [x > 0] = [y > 0], so dx = dy * [y > 0]; the kernel writes it as
@@ -6,15 +7,23 @@ torch's ``threshold_backward`` does (``y <= 0 ? 0 : dy``). Saving y rather than 
 lets a following op share the same buffer. Inside Linear layers ReLU is fused into
 the matmul instead (``tritongrad.ops.matmul.linear_relu``).
 
-tanh, sigmoid, GELU and SiLU run on one kernel family (``kernels/activation.py``, which
-derives each VJP). tanh and sigmoid save their output (dy/dx = 1 - y^2, y (1 - y));
-GELU and SiLU are not monotonic, so y does not give x back, and they save their input.
+tanh, sigmoid, GELU, SiLU, Mish, leaky ReLU, ELU, softplus and hardtanh run on one kernel
+family (``kernels/activation.py``, which derives each VJP; the last four pass their
+parameters as kernel scalars). tanh and sigmoid save their output (dy/dx = 1 - y^2,
+y (1 - y)); the others save their input, as torch's backwards read it.
+
+``inplace=True`` (F.relu, F.silu, F.leaky_relu, F.elu, F.hardtanh, F.relu6, F.mish and the
+modules' flag) is accepted for torch compatibility and ignored: the result is always a new
+tensor and the input is left unchanged, as nn.ReLU(inplace=True) and F.dropout do.
 """
 
 from __future__ import annotations
 
+import torch
+
 from ..autograd.function import Function
 from ..kernels.activation import SAVES_OUTPUT, activation_bwd, activation_fwd
+from ..kernels._checks import DTypeError
 from ..kernels.relu import relu_bwd, relu_fwd
 from ..kernels.softmax import softmax_bwd, softmax_fwd
 from ..tensor import Tensor
@@ -83,10 +92,11 @@ def log_softmax(x: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     return _softmax(x, dim, dtype, log=True)
 
 
-def _smooth_forward(ctx, x: Tensor, op: str) -> Tensor:
-    """y = op(x), saving y or x for the backward (SAVES_OUTPUT says which)."""
-    ctx.op = op
-    out = Tensor._wrap(activation_fwd(x._data, op))
+def _smooth_forward(ctx, x: Tensor, op: str, *params: float) -> Tensor:
+    """y = op(x) (``params``: the op's scalars, kernels.activation.PARAMS), saving y or x for
+    the backward (SAVES_OUTPUT says which)."""
+    ctx.op, ctx.params = op, params
+    out = Tensor._wrap(activation_fwd(x._data, op, *params))
     ctx.save_for_backward(out if SAVES_OUTPUT[op] else x)
     return out
 
@@ -95,7 +105,7 @@ def _smooth_backward(ctx, grad_out: Tensor) -> Tensor | None:
     (saved,) = ctx.saved_tensors
     if not ctx.needs_input_grad[0]:
         return None
-    return Tensor._wrap(activation_bwd(grad_out._data, saved._data, ctx.op))
+    return Tensor._wrap(activation_bwd(grad_out._data, saved._data, ctx.op, *ctx.params))
 
 
 class Tanh(Function):
@@ -147,6 +157,70 @@ class SiLU(Function):
         return (_smooth_backward(ctx, grad_out),)
 
 
+class Mish(Function):
+    """y = x tanh(softplus(x)); backward T + x s(x) (1 - T^2) from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return _smooth_forward(ctx, x, "mish")
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return (_smooth_backward(ctx, grad_out),)
+
+
+class LeakyReLU(Function):
+    """y = x for x > 0, else negative_slope * x; backward 1 or negative_slope (the slope at
+    x == 0, as torch) from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, negative_slope: float) -> Tensor:
+        return _smooth_forward(ctx, x, "leaky_relu", negative_slope)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return _smooth_backward(ctx, grad_out), None
+
+
+class ELU(Function):
+    """y = x for x > 0, else alpha (e^x - 1); backward 1 or alpha e^x (alpha at x == 0, as
+    torch) from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:
+        return _smooth_forward(ctx, x, "elu", alpha)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return _smooth_backward(ctx, grad_out), None
+
+
+class Softplus(Function):
+    """y = ln(1 + e^(beta x)) / beta, or x where beta x > threshold; backward
+    sigmoid(beta x), or 1 there, from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, beta: float, threshold: float) -> Tensor:
+        return _smooth_forward(ctx, x, "softplus", beta, threshold)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return _smooth_backward(ctx, grad_out), None, None
+
+
+class Hardtanh(Function):
+    """y = min(max(x, min_val), max_val); backward 1 strictly between the bounds, 0 at and
+    beyond them (as torch), from the saved input."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, min_val: float, max_val: float) -> Tensor:
+        return _smooth_forward(ctx, x, "hardtanh", min_val, max_val)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        return _smooth_backward(ctx, grad_out), None, None
+
+
 def _gelu_op(approximate: str) -> str:
     """The kernel OP for torch's ``approximate`` argument (torch's error otherwise)."""
     if approximate == "none":
@@ -183,3 +257,57 @@ def silu(x: Tensor, inplace: bool = False) -> Tensor:
     """x sigmoid(x) elementwise (swish), as torch.nn.functional.silu; ``inplace`` as in
     relu (accepted, ignored: a new tensor)."""
     return SiLU.apply(x)
+
+
+def mish(x: Tensor, inplace: bool = False) -> Tensor:
+    """x tanh(softplus(x)) elementwise, as torch.nn.functional.mish; ``inplace`` as in relu
+    (accepted, ignored: a new tensor)."""
+    return Mish.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, else negative_slope * x, as torch.nn.functional.leaky_relu (gradient
+    negative_slope at 0); ``inplace`` as in relu (accepted, ignored: a new tensor)."""
+    return LeakyReLU.apply(x, float(negative_slope))
+
+
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, else alpha (e^x - 1), as torch.nn.functional.elu (gradient alpha at 0);
+    ``inplace`` as in relu (accepted, ignored: a new tensor)."""
+    return ELU.apply(x, float(alpha))
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """ln(1 + e^(beta x)) / beta, and x itself where beta x > threshold (torch's rule), as
+    torch.nn.functional.softplus; computed without overflow (kernels/activation.py)."""
+    return Softplus.apply(x, float(beta), float(threshold))
+
+
+def check_hardtanh_bounds(min_val: float, max_val: float) -> None:
+    """torch's check of F.hardtanh's bounds (equal bounds are allowed)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val "
+                         f"(min_val={min_val}, max_val={max_val})")
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    """x clamped to [min_val, max_val], as torch.nn.functional.hardtanh (NaN stays NaN; the
+    gradient is 1 strictly inside, 0 at the bounds). An integer x stays integer, clamped to
+    the bounds truncated to integers, as torch does. ``inplace`` as in relu (accepted,
+    ignored: a new tensor)."""
+    check_hardtanh_bounds(min_val, max_val)
+    if not x.is_floating_point():
+        from .select import clamp
+
+        if x.dtype == torch.uint8 and min_val < 0:
+            raise DTypeError("hardtanh: cannot do hardtanh on an unsigned type with negative "
+                             f"limits (uint8 input, min_val={min_val})")
+        return clamp(x, int(min_val), int(max_val))
+    return Hardtanh.apply(x, float(min_val), float(max_val))
+
+
+def relu6(x: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6), as torch.nn.functional.relu6: hardtanh(x, 0, 6) (gradient 0 at 0
+    and 6). ``inplace`` as in relu (accepted, ignored: a new tensor)."""
+    return hardtanh(x, 0, 6)

@@ -370,7 +370,15 @@ def _smooth_activation_cases() -> list:
     cases.append(ParityCase("gelu", activation.GELU,
                             lambda s, d, g: (x_arg(s, g), s.option("approximate")), gelu_specs,
                             gradcheck_spec=spec((3, 4), approximate="tanh")))
-    return cases
+    from .ref_activation import parametrized_activation_cases
+
+    return cases + parametrized_activation_cases()
+
+
+def _unary_math_cases() -> list:
+    from .ref_unary_math import unary_math_cases
+
+    return unary_math_cases()
 
 
 def _norm_cases() -> list:
@@ -544,7 +552,8 @@ def _join_select_cases() -> list:
     ]
 
 
-_BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _loss_cases, _norm_cases,
+_BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _unary_math_cases,
+                     _loss_cases, _norm_cases,
                      _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases,
                      _embedding_cases, _gather_cases, _conv_cases, _pool_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
