@@ -47,6 +47,7 @@ ARGMAX_TILE = 1024
 # the max/min backward keeps x, the ties and a per-row share live: a 4096 tile of 256 rows
 # spilled in the sm_90 build (255 registers, 352 B of spills); 2048 does not (206 at most)
 MINMAX_BWD_TILE = 2048
+COUNT_BLOCK_S = 256  # split counts a max/min backward program adds per step (<= 264 splits)
 
 
 @triton.jit
@@ -188,13 +189,16 @@ def minmax_kernel(
 #       - amax/amin (scale_grad_by_count): NaN == NaN is false, so count = 0 and
 #         gx = (g / count) * tie is NaN across the whole row (g / 0 * 0).
 #   The count comes from a first pass over the row in the same program, so each backward
-#   is one launch.
+#   is one launch. With few rows and many columns the columns are split over programs
+#   (grid axis 1) as in the forward: modes 1 and 2 then take two launches, one writing
+#   each split's tie count, one adding a row's counts and writing gx.
 @triton.jit
 def minmax_bwd_kernel(
-    gx_ptr, g_ptr, x_ptr, ref_ptr,
-    n_rows, n_cols,
+    gx_ptr, count_ptr, g_ptr, x_ptr, ref_ptr,
+    n_rows, n_cols, cols_per_split, n_splits,
     stride_gxr, stride_gxc, stride_gr, stride_xr, stride_xc, stride_refr,
-    MODE: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    MODE: tl.constexpr, COUNTS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_C: tl.constexpr,
+    BLOCK_S: tl.constexpr,
 ):
     """gx of a max/min-family reduction over the columns of each row (derivation above).
 
@@ -204,30 +208,51 @@ def minmax_bwd_kernel(
     ref_ptr: (n_rows,) stride stride_refr: MODE 0, the int64 indices max(dim) returned;
         MODE 1 and 2, the forward result y (x's dtype).
     MODE: 0 max(dim)/min(dim), 1 max()/min() (NaN ties NaN), 2 amax/amin.
+    The grid's axis 1 is the split s, covering columns [s * cols_per_split, (s + 1) *
+    cols_per_split) (one split: cols_per_split = n_cols). COUNTS (modes 1, 2):
+    0 counts the row's ties in this program (one split); 1 only writes this split's
+    count to count_ptr[r, s] ((n_rows, n_splits) int32, row-major); 2 adds a row's
+    n_splits counts (BLOCK_S at a time) from count_ptr, then writes gx. Otherwise
+    count_ptr is any tensor, never touched.
     """
     pid = tl.program_id(0).to(tl.int64)
+    pid_s = tl.program_id(1).to(tl.int64)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
     row_mask = rows < n_rows
+    col_start = pid_s * cols_per_split
+    col_end = tl.minimum(col_start + cols_per_split, n_cols)
     g = upcast(tl.load(g_ptr + rows * stride_gr, mask=row_mask, other=0.0))
     ref = tl.load(ref_ptr + rows * stride_refr, mask=row_mask, other=0)
     x_rows = x_ptr + rows[:, None] * stride_xr
     if MODE != 0:
         y = upcast(ref)[:, None]
-        ties = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)
-        for start in range(0, n_cols, BLOCK_C):
-            cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
-            mask = row_mask[:, None] & (cols < n_cols)[None, :]
-            x = upcast(tl.load(x_rows + cols[None, :] * stride_xc, mask=mask, other=0.0))
-            tie = x == y
-            if MODE == 1:
-                tie = tie | ((x != x) & (y != y))
-            ties += (tie & mask).to(tl.int32)
-        count = tl.sum(ties, axis=1).to(g.dtype)
-        share = div_rn(g, count)[:, None]  # g / 0 is +-inf or NaN, as torch's division
+        if COUNTS == 2:
+            splits = tl.arange(0, BLOCK_S)
+            counts = tl.zeros([BLOCK_R, BLOCK_S], dtype=tl.int32)
+            for s_start in range(0, n_splits, BLOCK_S):
+                s_mask = row_mask[:, None] & ((s_start + splits) < n_splits)[None, :]
+                counts += tl.load(count_ptr + rows[:, None] * n_splits + s_start
+                                  + splits[None, :], mask=s_mask, other=0)
+            count = tl.sum(counts, axis=1)
+        else:
+            ties = tl.zeros([BLOCK_R, BLOCK_C], dtype=tl.int32)
+            for start in range(col_start, col_end, BLOCK_C):
+                cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
+                mask = row_mask[:, None] & (cols < col_end)[None, :]
+                x = upcast(tl.load(x_rows + cols[None, :] * stride_xc, mask=mask, other=0.0))
+                tie = x == y
+                if MODE == 1:
+                    tie = tie | ((x != x) & (y != y))
+                ties += (tie & mask).to(tl.int32)
+            count = tl.sum(ties, axis=1)
+            if COUNTS == 1:
+                tl.store(count_ptr + rows * n_splits + pid_s, count, mask=row_mask)
+                return
+        share = div_rn(g, count.to(g.dtype))[:, None]  # g / 0: +-inf or NaN, as torch
     gx_rows = gx_ptr + rows[:, None] * stride_gxr
-    for start in range(0, n_cols, BLOCK_C):
+    for start in range(col_start, col_end, BLOCK_C):
         cols = start + tl.arange(0, BLOCK_C).to(tl.int64)
-        mask = row_mask[:, None] & (cols < n_cols)[None, :]
+        mask = row_mask[:, None] & (cols < col_end)[None, :]
         if MODE == 0:
             gx = tl.where(cols[None, :] == ref[:, None], g[:, None], 0.0)
         else:
@@ -586,11 +611,28 @@ def _minmax_bwd(op: str, mode: str, grad: torch.Tensor, x: torch.Tensor | None,
         rows_contiguous = stride_xr == 1 and stride_xc != 1 and n_rows > 1
         flops, read_bytes = 3 * n_rows * n_cols, 2 * n_rows * n_cols * x.element_size()
     block_r, block_c = _blocks(n_rows, n_cols, rows_contiguous, tile=MINMAX_BWD_TILE)
-    launch(minmax_bwd_kernel, (cdiv(n_rows, block_r),), target, grad, x, ref, n_rows, n_cols,
-           stride_gxr, stride_gxc, stride_g, stride_xr, stride_xc, stride_ref,
-           MODE=BWD_MODES[mode], BLOCK_R=block_r, BLOCK_C=block_c, flops=flops,
-           bytes_moved=read_bytes + n_rows * (grad.element_size() + ref.element_size())
-           + n_rows * n_cols * gx.element_size())
+    n_row_blocks = cdiv(n_rows, block_r)
+    n_splits = _n_splits(n_row_blocks, n_cols, block_c)
+    cols_per_split = cdiv(cdiv(n_cols, n_splits), block_c) * block_c
+    n_splits = cdiv(n_cols, cols_per_split)
+    args = (grad, x, ref, n_rows, n_cols, cols_per_split, n_splits, stride_gxr, stride_gxc,
+            stride_g, stride_xr, stride_xc, stride_ref)
+    small_bytes = n_rows * (grad.element_size() + ref.element_size())
+    written = n_rows * n_cols * gx.element_size()
+    if n_splits == 1 or mode == "index":
+        launch(minmax_bwd_kernel, (n_row_blocks, n_splits), target, target, *args,
+               MODE=BWD_MODES[mode], COUNTS=0, BLOCK_R=block_r, BLOCK_C=block_c, BLOCK_S=1,
+               flops=flops, bytes_moved=read_bytes + small_bytes + written)
+        return gx
+    counts = torch.empty((n_rows, n_splits), dtype=torch.int32, device=grad.device)
+    launch(minmax_bwd_kernel, (n_row_blocks, n_splits), target, counts, *args,
+           MODE=BWD_MODES[mode], COUNTS=1, BLOCK_R=block_r, BLOCK_C=block_c, BLOCK_S=1,
+           flops=flops // 2, bytes_moved=read_bytes // 2 + small_bytes + 4 * counts.numel())
+    launch(minmax_bwd_kernel, (n_row_blocks, n_splits), target, counts, *args,
+           MODE=BWD_MODES[mode], COUNTS=2, BLOCK_R=block_r, BLOCK_C=block_c,
+           BLOCK_S=min(triton.next_power_of_2(n_splits), COUNT_BLOCK_S),
+           flops=flops // 2, bytes_moved=read_bytes // 2 + small_bytes + written
+           + 4 * counts.numel() * n_splits)
     return gx
 
 
@@ -674,14 +716,20 @@ def _specs() -> list[CompileSpec]:
                                       ("fp32", 1, 1, MINMAX_BWD_TILE), ("fp16", 1, 8, 256),
                                       ("fp32", 2, 256, 8), ("bf16", 2, 1, MINMAX_BWD_TILE),
                                       ("fp64", 2, 4, 512)]:
-        sig = {"gx_ptr": "*" + t, "g_ptr": "*" + t, "x_ptr": "*" + t,
-               "ref_ptr": "*i64" if mode == 0 else "*" + t, "n_rows": "i64", "n_cols": "i64",
-               "stride_gxr": "i64", "stride_gxc": "i64", "stride_gr": "i64",
-               "stride_xr": "i64", "stride_xc": "i64", "stride_refr": "i64",
-               "MODE": "constexpr", "BLOCK_R": "constexpr", "BLOCK_C": "constexpr"}
-        specs.append(CompileSpec(minmax_bwd_kernel, sig,
-                                 {"MODE": mode, "BLOCK_R": block_r, "BLOCK_C": block_c},
-                                 f"{t}-mode{mode}-{block_r}x{block_c}"))
+        for counts in ((0,) if mode == 0 else (0, 1, 2)):
+            sig = {"gx_ptr": "*" + t, "count_ptr": "*i32" if counts else "*" + t,
+                   "g_ptr": "*" + t, "x_ptr": "*" + t,
+                   "ref_ptr": "*i64" if mode == 0 else "*" + t, "n_rows": "i64",
+                   "n_cols": "i64", "cols_per_split": "i64", "n_splits": "i64",
+                   "stride_gxr": "i64", "stride_gxc": "i64", "stride_gr": "i64",
+                   "stride_xr": "i64", "stride_xc": "i64", "stride_refr": "i64",
+                   "MODE": "constexpr", "COUNTS": "constexpr", "BLOCK_R": "constexpr",
+                   "BLOCK_C": "constexpr", "BLOCK_S": "constexpr"}
+            block_s = COUNT_BLOCK_S if counts == 2 else 1
+            specs.append(CompileSpec(minmax_bwd_kernel, sig,
+                                     {"MODE": mode, "COUNTS": counts, "BLOCK_R": block_r,
+                                      "BLOCK_C": block_c, "BLOCK_S": block_s},
+                                     f"{t}-mode{mode}-counts{counts}-{block_r}x{block_c}"))
     return specs
 
 

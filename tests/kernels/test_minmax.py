@@ -246,6 +246,35 @@ def test_backward_nan_rules(dtype):
         assert_close(ours, torch_grad(fn, finite, nan_grad), dtype=dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_backward_split_over_programs(dtype):
+    """Few rows, many columns: the backward splits the columns as the forward does (counts
+    per split, then their sum), and still shares the gradient among ties in every split."""
+    n_cols = 20_000  # two splits of MINMAX_BWD_TILE-wide tiles
+    x = split_case(n_cols, dtype, False)  # the maximum 5 at columns 5000 and n_cols - 3
+    grad = torch.tensor(3.0, device="cpu").to(dtype)
+    for nan_ties, fn in ((True, torch.max), (False, torch.amax)):
+        whole = reduction.amax(on_device(x))
+        with recorded_launches() as launches:
+            ours = reduction.amax_bwd(on_device(grad), on_device(x), whole, None, False, nan_ties)
+        assert [info.kernel_name for info in launches] == ["minmax_bwd_kernel"] * 2
+        assert_close(ours, torch_grad(fn, x, grad), dtype=dtype)
+        assert ours.cpu()[5000].item() == 1.5
+    two_rows = torch.stack([x, -x.flip(0)]).t().contiguous().t()  # rows across memory
+    rows = reduction.amax(on_device(two_rows), 1)
+    row_grad = torch.tensor([1.0, -2.0], device="cpu").to(dtype)
+    ours = reduction.amax_bwd(on_device(row_grad), on_device(two_rows), rows, 1, False)
+    assert_close(ours, torch_grad(lambda t: t.amax(1), two_rows, row_grad), dtype=dtype)
+    values, indices = reduction.max_dim(on_device(two_rows), 1)
+    ours = reduction.max_dim_bwd(on_device(row_grad), indices, two_rows.shape, 1, False)
+    assert_close(ours, torch_grad(lambda t: t.max(1), two_rows, row_grad), dtype=dtype)
+    with_nan = x.clone()
+    with_nan[9000], with_nan[15000] = NAN, NAN  # NaN ties: the gradient shared between them
+    ours = reduction.amax_bwd(on_device(grad), on_device(with_nan),
+                              reduction.amax(on_device(with_nan)), None, False, True)
+    assert_close(ours, torch_grad(torch.max, with_nan, grad), dtype=dtype)
+
+
 def test_backward_layouts_of_grad_and_result():
     x = distinct(3, 4, 5)
     # an expanded (stride-0) incoming gradient, and dim 1 of a 3-D tensor, whose kept dims
