@@ -550,6 +550,27 @@ def _row_view(t: torch.Tensor, kept_sizes: list, kept_dims: list) -> tuple[torch
     return t, stride
 
 
+def input_grad_buffer(input_shape: list, kept: list, reduced: list, dtype: torch.dtype,
+                      device) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """(gx, target, stride_r, stride_c): a new gradient of the input's shape, and the tensor
+    a kernel writes it through as rows (kept dims) x columns (reduced dims) with those two
+    strides. Where the reduced dims interleave with kept ones (say dim 1 of a 3-D tensor),
+    target is a contiguous (kept..., reduced...) buffer and gx that buffer permuted back to
+    the input's dim order, a view with other strides, as a permute's gradient is (no extra
+    launch)."""
+    gx = torch.empty(input_shape, dtype=dtype, device=device)
+    stride_r = _single_stride([input_shape[d] for d in kept], [gx.stride(d) for d in kept])
+    stride_c = _single_stride([input_shape[d] for d in reduced], [gx.stride(d) for d in reduced])
+    if stride_r is not None and stride_c is not None:
+        return gx, gx, stride_r, stride_c
+    order = kept + reduced
+    target = torch.empty([input_shape[d] for d in order], dtype=dtype, device=device)
+    n_cols = 1
+    for d in reduced:
+        n_cols *= input_shape[d]
+    return target.permute(*sorted(range(len(order)), key=order.__getitem__)), target, n_cols, 1
+
+
 def _check_result(op: str, name: str, t: torch.Tensor, out_shape: list,
                   dtype: torch.dtype) -> None:
     check_tensor(op, name, t, (dtype,))
@@ -586,19 +607,8 @@ def _minmax_bwd(op: str, mode: str, grad: torch.Tensor, x: torch.Tensor | None,
         n_rows *= input_shape[d]
     for d in reduced:
         n_cols *= input_shape[d]
-    target = gx
-    stride_gxr = _single_stride(kept_sizes, [gx.stride(d) for d in kept])
-    stride_gxc = _single_stride([input_shape[d] for d in reduced], [gx.stride(d) for d in reduced])
-    if stride_gxr is None or stride_gxc is None:
-        # Reduced dims interleave with kept ones (say dim 1 of a 3-D tensor): write the
-        # gradient as (kept..., reduced...) contiguously and hand out that buffer permuted
-        # back to the input's dim order, a view with other strides, as a permute's
-        # gradient is (no extra launch).
-        order = kept + reduced
-        target = torch.empty([input_shape[d] for d in order], dtype=grad.dtype,
-                             device=grad.device)
-        gx = target.permute(*sorted(range(len(order)), key=order.__getitem__))
-        stride_gxr, stride_gxc = n_cols, 1
+    gx, target, stride_gxr, stride_gxc = input_grad_buffer(input_shape, kept, reduced,
+                                                           grad.dtype, grad.device)
     result_dims = kept if keepdim else list(range(len(kept)))
     grad, stride_g = _row_view(grad, kept_sizes, result_dims)
     ref, stride_ref = _row_view(ref, kept_sizes, result_dims)

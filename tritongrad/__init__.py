@@ -58,6 +58,7 @@ from .ops.unary_math import (  # noqa: E402,F401
     square,
     trunc,
 )
+from .ops.moments import std, var  # noqa: E402,F401
 from .ops.reduction import all, amax, amin, any, argmin, max, mean, min, sum  # noqa: E402,F401,A004
 from .ops.matmul import matmul  # noqa: E402,F401
 from .ops.comparison import argmax  # noqa: E402,F401

@@ -717,6 +717,18 @@ class Tensor:
     def argmin(self, dim: int | None = None, keepdim: bool = False):
         return _reduction.argmin(self, dim, keepdim)
 
+    def var(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None):
+        from .ops.moments import var
+
+        return var(self, dim, unbiased, keepdim, correction=correction)
+
+    def std(self, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+            correction: float | None = None):
+        from .ops.moments import std
+
+        return std(self, dim, unbiased, keepdim, correction=correction)
+
     def any(self, dim=None, keepdim: bool = False):
         return _reduction.any(self, dim, keepdim)
 

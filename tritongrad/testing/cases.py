@@ -485,6 +485,12 @@ def _pool_cases() -> list:
     return pool_cases()
 
 
+def _moments_cases() -> list:
+    from .ref_moments import moments_cases
+
+    return moments_cases()
+
+
 def _embedding_cases() -> list:
     from .ref_embedding import embedding_cases
 
@@ -555,7 +561,7 @@ def _join_select_cases() -> list:
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _unary_math_cases,
                      _loss_cases, _norm_cases,
                      _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases,
-                     _embedding_cases, _gather_cases, _conv_cases, _pool_cases)
+                     _moments_cases, _embedding_cases, _gather_cases, _conv_cases, _pool_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 
