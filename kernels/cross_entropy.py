@@ -72,9 +72,11 @@ from ._checks import (
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from .copy import contiguous
+from .elementwise import scalar_like, upcast
 
 OP = "cross_entropy"
-LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# fp64 logits are computed in fp64 (gradcheck); the others in fp32.
+LOGIT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 REDUCTIONS = ("mean", "sum", "none")
 MODE_SUM, MODE_MEAN, MODE_NONE = 0, 1, 2
 _MODES = {"sum": MODE_SUM, "mean": MODE_MEAN, "none": MODE_NONE}
@@ -124,7 +126,7 @@ def finish_grad(grad, cols, active, row_scale, nan_col, nan_all, HAS_WEIGHT: tl.
 @triton.jit
 def cross_entropy_fwd_kernel(
     loss_ptr, grad_ptr, err_flag_ptr, logits_ptr, target_ptr, weight_ptr, n_valid_ptr,
-    n_cols, ignore_index, label_smoothing,
+    n_cols, ignore_index, label_smoothing: tl.float64,
     stride_logits_row, stride_logits_col, stride_grad_row, stride_target,
     BLOCK_C: tl.constexpr, SINGLE_BLOCK: tl.constexpr, COMPUTE_GRAD: tl.constexpr,
     HAS_SMOOTHING: tl.constexpr, READ_DIVISOR: tl.constexpr, PRESCALE: tl.constexpr,
@@ -132,21 +134,23 @@ def cross_entropy_fwd_kernel(
 ):
     """Per-row loss and (optionally) unscaled logits gradient; one program per row.
 
-    loss_ptr: (N,) row losses, contiguous (fp32, or the logits dtype for 'none').
+    loss_ptr: (N,) row losses, contiguous (the compute dtype, or the logits dtype for 'none').
     grad_ptr: (N, C) gradient, row stride stride_grad_row, column stride 1;
         written only when COMPUTE_GRAD (otherwise any pointer).
     err_flag_ptr: (1,) int32, set to 1 by a row whose label is out of range (which label
         is found on the error path only, by first_bad_label_kernel).
-    logits_ptr: (N, C) fp32/fp16/bf16 with strides (stride_logits_row, stride_logits_col).
+    logits_ptr: (N, C) fp32/fp16/bf16/fp64 with strides (stride_logits_row, stride_logits_col).
     target_ptr: (N,) int64 class indices with stride stride_target.
     weight_ptr: (C,) contiguous class weights, read when HAS_WEIGHT (otherwise any pointer).
     n_valid_ptr: 0-d count of non-ignored rows (int64), or with HAS_WEIGHT their summed
-        target weights (fp32): the 'mean' divisor, read when READ_DIVISOR. PRESCALE divides
-        the gradient by it. A divisor of 0 is applied either way, as torch applies it (see
-        the module docstring); a count of 0 means every row is ignored: gradient 0.
+        target weights (the compute dtype): the 'mean' divisor, read when READ_DIVISOR.
+        PRESCALE divides the gradient by it. A divisor of 0 is applied either way, as torch
+        applies it (see the module docstring); a count of 0 means every row is ignored:
+        gradient 0.
     n_cols: C. ignore_index: label whose row is skipped (may be negative).
-    label_smoothing: eps in [0, 1]; HAS_SMOOTHING is eps > 0.
+    label_smoothing: eps in [0, 1], rounded to the compute dtype; HAS_SMOOTHING is eps > 0.
     BLOCK_C: column block (power of two); SINGLE_BLOCK: C <= BLOCK_C.
+    Arithmetic is fp32 (fp64 for fp64 logits: gradcheck), the compute dtype.
     """
     row = tl.program_id(0).to(tl.int64)
     target = tl.load(target_ptr + row * stride_target)
@@ -163,13 +167,14 @@ def cross_entropy_fwd_kernel(
     # combined with a scalar one.
     load_cols = tl.where(active, n_cols, 0)
     # An out-of-range label (only when the host skips the check) reads nothing: NaN loss.
-    x_target = tl.load(logits_row + target * stride_logits_col, mask=active & in_range,
-                       other=float("nan")).to(tl.float32)
+    x_target = upcast(tl.load(logits_row + target * stride_logits_col, mask=active & in_range,
+                              other=float("nan")))
+    label_smoothing = scalar_like(label_smoothing, x_target)
 
     if SINGLE_BLOCK:
         col_mask = cols < n_cols
-        x = tl.load(logits_row + cols * stride_logits_col, mask=cols < load_cols,
-                    other=float("-inf")).to(tl.float32)
+        x = upcast(tl.load(logits_row + cols * stride_logits_col, mask=cols < load_cols,
+                           other=float("-inf")))
         row_max = tl.max(x, axis=0)
         # All -inf: shift by 0 so exp gives 0 (not exp(nan)); lse = -inf then gives NaN
         # loss as torch. A NaN or +inf makes the sum NaN, which reaches every output.
@@ -177,21 +182,21 @@ def cross_entropy_fwd_kernel(
         sum_exp = tl.sum(tl.exp(x - shift), axis=0)
         if HAS_SMOOTHING:
             if HAS_WEIGHT:
-                w = tl.load(weight_ptr + cols, mask=col_mask, other=0.0).to(tl.float32)
+                w = upcast(tl.load(weight_ptr + cols, mask=col_mask, other=0.0))
                 sum_x = tl.sum(w * tl.where(col_mask, x, 0.0), axis=0)
                 sum_w = tl.sum(w, axis=0)
             else:
                 sum_x = tl.sum(tl.where(col_mask, x, 0.0), axis=0)
     else:
-        running_max = tl.full((), float("-inf"), tl.float32)
-        sum_exp = tl.zeros((), tl.float32)
-        sum_x = tl.zeros((), tl.float32)  # sum_c x_c, or with HAS_WEIGHT sum_c w_c x_c
-        sum_w = tl.zeros((), tl.float32)
+        running_max = tl.full((), float("-inf"), x_target.dtype)
+        sum_exp = tl.zeros((), x_target.dtype)
+        sum_x = tl.zeros((), x_target.dtype)  # sum_c x_c, or with HAS_WEIGHT sum_c w_c x_c
+        sum_w = tl.zeros((), x_target.dtype)
         for start in range(0, n_cols, BLOCK_C):
             c = start + cols
             col_mask = c < n_cols
-            x = tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
-                        other=float("-inf")).to(tl.float32)
+            x = upcast(tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
+                               other=float("-inf")))
             new_max = tl.maximum(running_max, tl.max(x, axis=0))
             # sum_exp holds sum exp(x - old shift); rescale it to the new shift. While the
             # running max is still -inf, sum_exp is 0 (or NaN): rescale by exp(0) = 1, never
@@ -202,7 +207,7 @@ def cross_entropy_fwd_kernel(
             running_max = new_max
             if HAS_SMOOTHING:
                 if HAS_WEIGHT:
-                    w = tl.load(weight_ptr + c, mask=col_mask, other=0.0).to(tl.float32)
+                    w = upcast(tl.load(weight_ptr + c, mask=col_mask, other=0.0))
                     sum_x += tl.sum(w * tl.where(col_mask, x, 0.0), axis=0)
                     sum_w += tl.sum(w, axis=0)
                 else:
@@ -215,8 +220,7 @@ def cross_entropy_fwd_kernel(
     if HAS_WEIGHT:
         # Weighted (torch): nll = w_t (lse - x_t); the smoothing term is
         # (1/C) sum_c w_c (lse - x_c) = (sum_w lse - sum_c w_c x_c) / C.
-        w_target = tl.load(weight_ptr + target, mask=active & in_range, other=0.0)
-        w_target = w_target.to(tl.float32)
+        w_target = upcast(tl.load(weight_ptr + target, mask=active & in_range, other=0.0))
         loss = w_target * loss
         if HAS_SMOOTHING:
             loss = (1.0 - label_smoothing) * loss \
@@ -241,7 +245,7 @@ def cross_entropy_fwd_kernel(
         nan_all = row < 0  # False: with a zero weighted divisor, the whole row is NaN
         nan_col = tl.full((), -1, tl.int64)  # ...or the target column only
         if READ_DIVISOR:
-            n_valid = tl.load(n_valid_ptr).to(tl.float32)
+            n_valid = tl.load(n_valid_ptr).to(x_target.dtype)
             # != 0: summed class weights may be negative, as torch allows
             zero = n_valid == 0
             if PRESCALE:
@@ -265,12 +269,12 @@ def cross_entropy_fwd_kernel(
             for start in range(0, n_cols, BLOCK_C):
                 c = start + cols
                 col_mask = c < n_cols
-                x = tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
-                            other=float("-inf")).to(tl.float32)
+                x = upcast(tl.load(logits_row + c * stride_logits_col, mask=c < load_cols,
+                                   other=float("-inf")))
                 if HAS_WEIGHT:
                     grad = tl.exp(x - lse) * p_scale - tl.where(c == target, target_weight, 0.0)
                     if HAS_SMOOTHING:
-                        w = tl.load(weight_ptr + c, mask=col_mask, other=0.0).to(tl.float32)
+                        w = upcast(tl.load(weight_ptr + c, mask=col_mask, other=0.0))
                         grad -= uniform * w
                 else:
                     grad = tl.exp(x - lse) - tl.where(c == target, target_weight, 0.0) - uniform
@@ -282,13 +286,13 @@ def cross_entropy_fwd_kernel(
 def valid_weight(targets, weights, idx, mask, n_cols, ignore_index, stride_target,
                  HAS_WEIGHT: tl.constexpr):
     """A jit helper: per row idx, 1 (int64) if its target is not ignore_index, else 0; with
-    HAS_WEIGHT the target's class weight (fp32) instead of 1 (0 for an out-of-range label,
-    which the label check reports)."""
+    HAS_WEIGHT the target's class weight (fp32, fp64 for fp64 weights) instead of 1 (0 for
+    an out-of-range label, which the label check reports)."""
     target = tl.load(targets + idx.to(tl.int64) * stride_target, mask=mask, other=0)
     valid = mask & (target != ignore_index)
     if HAS_WEIGHT:
         in_range = (target >= 0) & (target < n_cols)
-        result = tl.load(weights + target, mask=valid & in_range, other=0.0).to(tl.float32)
+        result = upcast(tl.load(weights + target, mask=valid & in_range, other=0.0))
     else:
         result = valid.to(tl.int64)
     return result
@@ -301,10 +305,10 @@ def count_valid_kernel(
 ):
     """n_valid = #(target != ignore_index), or with HAS_WEIGHT the sum of those rows'
     target weights (torch's 'mean' divisor); one program (before the row kernel, which
-    divides the 'mean' gradient by it). n_valid_ptr: 0-d int64 (fp32 with HAS_WEIGHT);
-    target_ptr: (N,) int64; weight_ptr: (C,) class weights."""
+    divides the 'mean' gradient by it). n_valid_ptr: 0-d int64 (with HAS_WEIGHT fp32, fp64
+    for fp64 weights); target_ptr: (N,) int64; weight_ptr: (C,) class weights."""
     offs = tl.arange(0, BLOCK)
-    count = tl.zeros([BLOCK], dtype=tl.float32 if HAS_WEIGHT else tl.int64)
+    count = tl.zeros([BLOCK], dtype=n_valid_ptr.dtype.element_ty)
     for start in range(0, n_rows, BLOCK):
         idx = start + offs
         count += valid_weight(target_ptr, weight_ptr, idx, idx < n_rows, n_cols, ignore_index,
@@ -322,25 +326,26 @@ def cross_entropy_reduce_kernel(
     or with HAS_WEIGHT the sum of those rows' target weights.
 
     One program, adding blocks in a fixed order (deterministic, no atomics).
-    loss_ptr: 0-d, the logits dtype. n_valid_ptr: 0-d int64 (fp32 with HAS_WEIGHT).
-    row_loss_ptr: (N,) contiguous (0 for ignored rows). target_ptr: (N,) int64, stride
+    loss_ptr: 0-d, the logits dtype. n_valid_ptr: 0-d int64 (with HAS_WEIGHT fp32, fp64 for
+    fp64 weights). row_loss_ptr: (N,) contiguous (0 for ignored rows), fp32 (fp64 for fp64
+    logits): the dtype summed in. target_ptr: (N,) int64, stride
     stride_target. weight_ptr: (C,) class weights. 'mean' over zero valid rows is NaN,
     as torch; over nonzero rows whose target weights sum to 0, +-inf (NaN for 0 / 0).
     """
     offs = tl.arange(0, BLOCK)
-    total = tl.zeros([BLOCK], dtype=tl.float32)
-    count = tl.zeros([BLOCK], dtype=tl.float32 if HAS_WEIGHT else tl.int64)
+    total = upcast(tl.zeros([BLOCK], dtype=row_loss_ptr.dtype.element_ty))
+    count = tl.zeros([BLOCK], dtype=n_valid_ptr.dtype.element_ty)
     for start in range(0, n_rows, BLOCK):
         idx = start + offs
         mask = idx < n_rows
-        total += tl.load(row_loss_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        total += upcast(tl.load(row_loss_ptr + idx, mask=mask, other=0.0))
         count += valid_weight(target_ptr, weight_ptr, idx, mask, n_cols, ignore_index,
                               stride_target, HAS_WEIGHT)
     loss = tl.sum(total, axis=0)
     n_valid = tl.sum(count, axis=0)
     if MEAN:
         # over a zero divisor torch gives sum / 0: NaN for 0 / 0 (every row ignored), else +-inf
-        loss = tl.where(n_valid == 0, loss * float("inf"), loss / n_valid.to(tl.float32))
+        loss = tl.where(n_valid == 0, loss * float("inf"), loss / n_valid.to(loss.dtype))
     tl.store(loss_ptr, cast_to(loss, loss_ptr.dtype.element_ty))
     tl.store(n_valid_ptr, n_valid)
 
@@ -359,21 +364,28 @@ def cross_entropy_bwd_kernel(
     MODE 2 ('none'): scale = grad_output[row], row = index // n_cols, with grad_output
     (N,) of stride stride_grad_output.
     out_ptr, grad_logits_ptr: numel contiguous elements. n_valid_ptr: 0-d int64 (MODE 1).
+    Arithmetic is fp32 (fp64 when grad_logits is fp64).
     """
     pid = tl.program_id(0).to(tl.int64)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < numel
-    grad = tl.load(grad_logits_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    grad = upcast(tl.load(grad_logits_ptr + offs, mask=mask, other=0.0))
     if MODE == 2:
         row = offs // n_cols
         scale = tl.load(grad_output_ptr + row * stride_grad_output, mask=mask,
-                        other=0.0).to(tl.float32)
+                        other=0.0).to(grad.dtype)
     else:
-        scale = tl.load(grad_output_ptr).to(tl.float32)
+        scale = tl.load(grad_output_ptr).to(grad.dtype)
         if MODE == 1:
-            n_valid = tl.load(n_valid_ptr).to(tl.float32)
+            n_valid = tl.load(n_valid_ptr).to(grad.dtype)
             scale = tl.where(n_valid != 0, scale / n_valid, scale)
     tl.store(out_ptr + offs, cast_to(grad * scale, out_ptr.dtype.element_ty), mask=mask)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the kernels compute (and keep row losses and weighted divisors) in for
+    logits of ``dtype``: fp64 for fp64, else fp32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _check_reduction(reduction: str) -> None:
@@ -402,7 +414,7 @@ def check_weight(logits: torch.Tensor, weight: torch.Tensor | None, op: str = OP
     """Metadata checks of optional (C,) class weights, before any launch."""
     if weight is None:
         return
-    check_tensor(op, "weight", weight, LOGIT_DTYPES + (torch.float64,), ndims=(1,))
+    check_tensor(op, "weight", weight, LOGIT_DTYPES, ndims=(1,))
     if weight.dtype != logits.dtype:  # torch: "expected scalar type Float but found Half"
         raise DTypeError(f"{op}: expected weight dtype {dtype_name(logits.dtype)} (the "
                          f"input's), but got {dtype_name(weight.dtype)}")
@@ -505,9 +517,9 @@ def cross_entropy_rows(
 def count_valid(target: torch.Tensor, ignore_index: int = -100,
                 weight: torch.Tensor | None = None) -> torch.Tensor:
     """0-d int64 count of labels that are not ignore_index, or with (C,) class ``weight``
-    the fp32 sum of their weights; one single-program launch."""
+    the sum of their weights (fp32; fp64 for fp64 weights); one single-program launch."""
     weighted = weight is not None
-    n_valid = torch.empty((), dtype=torch.float32 if weighted else torch.int64,
+    n_valid = torch.empty((), dtype=compute_dtype(weight.dtype) if weighted else torch.int64,
                           device=target.device)
     n_rows = target.shape[0]
     launch(count_valid_kernel, (1,), n_valid, target, weight if weighted else target, n_rows,
@@ -527,13 +539,15 @@ def cross_entropy_reduce(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, n_valid): 0-d loss in ``dtype`` (sum, or sum / n_valid for 'mean') and the
     0-d int64 count of rows whose target is not ignore_index (with class ``weight``: the
-    fp32 sum of their target weights, torch's 'mean' divisor). One single-program launch."""
+    sum of their target weights, fp32 or fp64 for fp64 weights, torch's 'mean' divisor).
+    row_loss (fp32, fp64 for fp64 logits) is summed in its own dtype. One single-program
+    launch."""
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{OP}: cross_entropy_reduce takes 'mean' or 'sum', got {reduction!r}")
     n_rows = row_loss.shape[0]
     weighted = weight is not None
     loss = torch.empty((), dtype=dtype, device=row_loss.device)
-    n_valid = torch.empty((), dtype=torch.float32 if weighted else torch.int64,
+    n_valid = torch.empty((), dtype=compute_dtype(weight.dtype) if weighted else torch.int64,
                           device=row_loss.device)
     launch(cross_entropy_reduce_kernel, (1,), loss, n_valid, row_loss, target,
            weight if weighted else target, n_rows, weight.shape[0] if weighted else 0,
@@ -565,10 +579,11 @@ def cross_entropy_fwd(
     n_valid: it is then d loss / d logits itself, and cross_entropy_bwd(..., 'sum')
     scales it by grad_output alone. check_labels=True syncs once to raise OutOfRangeError on a label
     outside [0, C); check_labels=False skips the sync (for benchmarking).
-    Logits of any strides are read in place; arithmetic is fp32. ``weight``: optional (C,)
-    class weights, as torch's: each row's loss and gradient are scaled by its target's
-    weight (the smoothing term by every class's), and 'mean' divides by the summed target
-    weights of the valid rows (n_valid is then that fp32 sum).
+    Logits of any strides are read in place; arithmetic is fp32 (fp64 for fp64 logits).
+    ``weight``: optional (C,) class weights in the logits' dtype, as torch's: each row's loss
+    and gradient are scaled by its target's weight (the smoothing term by every class's), and
+    'mean' divides by the summed target weights of the valid rows (n_valid is then that sum,
+    fp32 or fp64).
     """
     _check_reduction(reduction)
     check_tensor(OP, "logits", logits, LOGIT_DTYPES, ndims=(2,))
@@ -578,7 +593,7 @@ def cross_entropy_fwd(
         weight = contiguous(weight)  # the kernels index it as a flat array
     n_rows, n_cols = logits.shape
     device = logits.device
-    row_dtype = logits.dtype if reduction == "none" else torch.float32
+    row_dtype = logits.dtype if reduction == "none" else compute_dtype(logits.dtype)
     row_loss = torch.empty((n_rows,), dtype=row_dtype, device=device)
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=device) \
         if compute_grad else None
@@ -615,7 +630,7 @@ def cross_entropy_bwd(
     grad_logits itself is never written (retain_graph keeps working).
     """
     _check_reduction(reduction)
-    check_tensor(OP, "grad_output", grad_output, LOGIT_DTYPES + (torch.float64,))
+    check_tensor(OP, "grad_output", grad_output, LOGIT_DTYPES)
     check_tensor(OP, "grad_logits", grad_logits, LOGIT_DTYPES)
     check_same_device(OP, grad_output=grad_output, grad_logits=grad_logits)
     mode = _MODES[reduction]
@@ -631,7 +646,7 @@ def cross_entropy_bwd(
     if mode == MODE_MEAN:
         if n_valid is None:
             raise ValueError(f"{OP} backward: reduction='mean' needs n_valid")
-        check_tensor(OP, "n_valid", n_valid, (torch.int64, torch.float32))
+        check_tensor(OP, "n_valid", n_valid, (torch.int64, torch.float32, torch.float64))
     grad_logits = contiguous(grad_logits)  # the kernel walks it flat; ours are contiguous
     out = torch.empty(grad_logits.shape, dtype=out_dtype or grad_logits.dtype,
                       device=grad_logits.device)
@@ -651,18 +666,19 @@ def _specs():
                          {"label_ptr": "*i64", "target_ptr": "*i64", "n_rows": "i32",
                           "n_cols": "i32", "ignore_index": "i64", "stride_target": "i64",
                           "BLOCK": "constexpr"}, {"BLOCK": REDUCE_BLOCK})]
-    for dt in ("fp32", "bf16", "fp16"):
+    for dt in ("fp32", "bf16", "fp16", "fp64"):
+        acc = "fp64" if dt == "fp64" else "fp32"  # row losses, weighted divisors
         for single, compute_grad, smoothing, prescale, weighted in [
                 (True, True, False, True, False), (False, True, True, True, False),
                 (True, False, True, False, False), (False, False, False, False, False),
                 (True, True, True, True, True), (False, True, True, False, True),
                 (False, True, False, True, True)]:
             read_divisor = prescale or (weighted and compute_grad)  # 'mean', as users get it
-            sig = {"loss_ptr": "*fp32", "grad_ptr": "*" + dt, "err_flag_ptr": "*i32",
+            sig = {"loss_ptr": "*" + acc, "grad_ptr": "*" + dt, "err_flag_ptr": "*i32",
                    "logits_ptr": "*" + dt, "target_ptr": "*i64",
                    "weight_ptr": "*" + (dt if weighted else "i64"),
-                   "n_valid_ptr": "*fp32" if weighted else "*i64", "n_cols": "i32",
-                   "ignore_index": "i64", "label_smoothing": "fp32",
+                   "n_valid_ptr": "*" + acc if weighted else "*i64", "n_cols": "i32",
+                   "ignore_index": "i64", "label_smoothing": "fp64",
                    "stride_logits_row": "i64", "stride_logits_col": "i64",
                    "stride_grad_row": "i64", "stride_target": "i64",
                    "BLOCK_C": "constexpr", "SINGLE_BLOCK": "constexpr",
@@ -679,8 +695,8 @@ def _specs():
         for weighted in (False, True):
             specs.append(CompileSpec(
                 cross_entropy_reduce_kernel,
-                {"loss_ptr": "*" + dt, "n_valid_ptr": "*fp32" if weighted else "*i64",
-                 "row_loss_ptr": "*fp32", "target_ptr": "*i64",
+                {"loss_ptr": "*" + dt, "n_valid_ptr": "*" + acc if weighted else "*i64",
+                 "row_loss_ptr": "*" + acc, "target_ptr": "*i64",
                  "weight_ptr": "*" + (dt if weighted else "i64"), "n_rows": "i32",
                  "n_cols": "i32", "ignore_index": "i64", "stride_target": "i64",
                  "BLOCK": "constexpr", "MEAN": "constexpr", "HAS_WEIGHT": "constexpr"},
@@ -690,18 +706,19 @@ def _specs():
             specs.append(CompileSpec(
                 cross_entropy_bwd_kernel,
                 {"out_ptr": "*" + dt, "grad_logits_ptr": "*" + dt, "grad_output_ptr": "*" + dt,
-                 "n_valid_ptr": "*fp32" if mode == MODE_MEAN else "*i64", "numel": "i64",
+                 "n_valid_ptr": "*" + acc if mode == MODE_MEAN else "*i64", "numel": "i64",
                  "n_cols": "i64", "stride_grad_output": "i64", "BLOCK": "constexpr",
                  "MODE": "constexpr"},
                 {"BLOCK": SCALE_BLOCK, "MODE": mode}, f"{dt},mode={mode}"))
-    for weighted in (False, True):
+    for weighted, acc in ((False, "fp32"), (True, "fp32"), (True, "fp64")):
         specs.append(CompileSpec(
             count_valid_kernel,
-            {"n_valid_ptr": "*fp32" if weighted else "*i64", "target_ptr": "*i64",
-             "weight_ptr": "*fp32" if weighted else "*i64", "n_rows": "i32", "n_cols": "i32",
-             "ignore_index": "i64", "stride_target": "i64", "BLOCK": "constexpr",
-             "HAS_WEIGHT": "constexpr"},
-            {"BLOCK": REDUCE_BLOCK, "HAS_WEIGHT": weighted}, f"weight={weighted}"))
+            {"n_valid_ptr": "*" + acc if weighted else "*i64", "target_ptr": "*i64",
+             "weight_ptr": "*" + acc if weighted else "*i64", "n_rows": "i32",
+             "n_cols": "i32", "ignore_index": "i64", "stride_target": "i64",
+             "BLOCK": "constexpr", "HAS_WEIGHT": "constexpr"},
+            {"BLOCK": REDUCE_BLOCK, "HAS_WEIGHT": weighted},
+            f"weight={weighted}" + (",fp64" if acc == "fp64" else "")))
     return specs
 
 

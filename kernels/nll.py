@@ -45,10 +45,12 @@ from .cross_entropy import (
     REDUCTIONS,
     check_target,
     check_weight,
+    compute_dtype,
     cross_entropy_reduce,
     new_label_errors,
     raise_on_label_errors,
 )
+from .elementwise import upcast
 
 OP = "nll_loss"
 MODE_SUM, MODE_MEAN, MODE_NONE = 0, 1, 2
@@ -73,13 +75,14 @@ def nll_fwd_kernel(
 ):
     """row_loss[r] = -w[t_r] * input[r, t_r] (0 on ignored rows); one program per BLOCK_N rows.
 
-    row_loss_ptr: (N,) contiguous (fp32, or the input dtype for 'none').
+    row_loss_ptr: (N,) contiguous (fp32, fp64 for fp64 input; the input dtype for 'none').
     err_flag_ptr: (1,) int32, set to 1 when a row's label is outside [0, C) and not
         ignore_index (which label: first_bad_label_kernel, on the error path only).
-    input_ptr: (N, C) fp32/fp16/bf16 with strides (stride_input_row, stride_input_col).
+    input_ptr: (N, C) fp32/fp16/bf16/fp64 with strides (stride_input_row, stride_input_col).
     target_ptr: (N,) int64 class indices with stride stride_target.
     weight_ptr: (C,) contiguous class weights, read when HAS_WEIGHT (otherwise any pointer).
     n_rows: N. n_cols: C. ignore_index: label whose row is skipped (may be negative or in range).
+    Arithmetic is fp32 (fp64 for fp64 input).
     """
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_N + tl.arange(0, BLOCK_N).to(tl.int64)
@@ -92,10 +95,10 @@ def nll_fwd_kernel(
 
     # The one element each row needs; an out-of-range label reads nothing: NaN loss.
     picked = active & in_range
-    x_target = tl.load(input_ptr + rows * stride_input_row + target * stride_input_col,
-                       mask=picked, other=float("nan")).to(tl.float32)
+    x_target = upcast(tl.load(input_ptr + rows * stride_input_row + target * stride_input_col,
+                              mask=picked, other=float("nan")))
     if HAS_WEIGHT:
-        w_target = tl.load(weight_ptr + target, mask=picked, other=0.0).to(tl.float32)
+        w_target = upcast(tl.load(weight_ptr + target, mask=picked, other=0.0))
         loss = -(w_target * x_target)
     else:
         loss = -x_target
@@ -116,10 +119,12 @@ def nll_bwd_kernel(
 
     grad_input_ptr: (N, C) with row stride stride_grad_row, column stride 1.
     grad_output_ptr: MODE 0 ('sum'): 0-d, scale = g; MODE 1 ('mean'): 0-d, scale = g / W
-        with W = divisor_ptr[()] (int64 count, or fp32 summed target weights; 0 divides as
-        torch does); MODE 2 ('none'): (N,) with stride stride_grad_output, scale_r = g[r].
+        with W = divisor_ptr[()] (int64 count, or summed target weights in the compute
+        dtype; 0 divides as torch does); MODE 2 ('none'): (N,) with stride
+        stride_grad_output, scale_r = g[r].
     target_ptr: (N,) int64 with stride stride_target. weight_ptr: (C,) contiguous class
     weights, read when HAS_WEIGHT (otherwise any pointer).
+    Arithmetic is fp32 (fp64 for an fp64 grad_input), the compute dtype.
     """
     pid_n = tl.program_id(0).to(tl.int64)
     pid_c = tl.program_id(1).to(tl.int64)
@@ -129,18 +134,20 @@ def nll_bwd_kernel(
     col_mask = cols < n_cols
     target = tl.load(target_ptr + rows * stride_target, mask=row_mask, other=ignore_index)
     active = row_mask & (target != ignore_index)
+    ACC: tl.constexpr = tl.float64 if grad_input_ptr.dtype.element_ty == tl.float64 \
+        else tl.float32
     if MODE == 2:
         scale = tl.load(grad_output_ptr + rows * stride_grad_output, mask=row_mask,
-                        other=0.0).to(tl.float32)
+                        other=0.0).to(ACC)
     else:
-        scale = tl.zeros([BLOCK_N], tl.float32) + tl.load(grad_output_ptr).to(tl.float32)
+        scale = tl.zeros([BLOCK_N], ACC) + tl.load(grad_output_ptr).to(ACC)
         if MODE == 1:
-            scale = scale / tl.load(divisor_ptr).to(tl.float32)
+            scale = scale / tl.load(divisor_ptr).to(ACC)
     row_grad = -scale
     if HAS_WEIGHT:
         in_range = (target >= 0) & (target < n_cols)
         w_target = tl.load(weight_ptr + target, mask=active & in_range, other=0.0)
-        row_grad = w_target.to(tl.float32) * row_grad
+        row_grad = w_target.to(ACC) * row_grad
     hit = active[:, None] & (cols[None, :] == target[:, None])
     grad = tl.where(hit, row_grad[:, None], 0.0)
     tl.store(grad_input_ptr + rows[:, None] * stride_grad_row + cols[None, :],
@@ -166,7 +173,8 @@ def nll_fwd(
 
     Returns (loss, divisor): loss is 0-d for 'mean'/'sum' and (N,) for 'none', in the input
     dtype; divisor is the 0-d 'mean' divisor (int64 count of valid rows, or with ``weight``
-    the fp32 sum of their target weights), also returned for 'sum', None for 'none'.
+    the sum of their target weights, fp32 or fp64 for fp64), also returned for 'sum', None
+    for 'none'. fp64 input is computed in fp64, the others in fp32.
     ``weight``: optional (C,) class weights in the input's dtype. Input of any strides is read in place.
     check_labels=True syncs once to raise OutOfRangeError on a label outside [0, C);
     check_labels=False skips the sync (a bad label's row loss is then NaN)."""
@@ -179,7 +187,7 @@ def nll_fwd(
     n_rows, n_cols = input.shape
     if n_cols == 0 and n_rows:
         raise ShapeError(f"{OP}: input of shape {tuple(input.shape)} has no classes")
-    row_dtype = input.dtype if reduction == "none" else torch.float32
+    row_dtype = input.dtype if reduction == "none" else compute_dtype(input.dtype)
     row_loss = torch.empty((n_rows,), dtype=row_dtype, device=input.device)
     if n_rows:
         errors = new_label_errors(input.device)
@@ -217,11 +225,11 @@ def nll_bwd(
     (divided by ``divisor`` for 'mean'; grad_output[r] per row for 'none') at each valid
     row's target column, 0 elsewhere. ``divisor``: nll_fwd's, needed for 'mean'."""
     _check_reduction(reduction)
-    check_tensor(OP, "grad_output", grad_output, LOGIT_DTYPES + (torch.float64,))
+    check_tensor(OP, "grad_output", grad_output, LOGIT_DTYPES)
     check_tensor(OP, "target", target, (torch.int64,), ndims=(1,))
     n_rows = target.shape[0]
     if weight is not None:
-        check_tensor(OP, "weight", weight, LOGIT_DTYPES + (torch.float64,), ndims=(1,))
+        check_tensor(OP, "weight", weight, LOGIT_DTYPES, ndims=(1,))
         if weight.shape[0] != n_cols:
             raise ShapeError(f"{OP} backward: weight has {weight.shape[0]} classes, "
                              f"expected {n_cols}")
@@ -237,7 +245,7 @@ def nll_bwd(
     if mode == MODE_MEAN:
         if divisor is None:
             raise ValueError(f"{OP} backward: reduction='mean' needs the divisor")
-        check_tensor(OP, "divisor", divisor, (torch.int64, torch.float32))
+        check_tensor(OP, "divisor", divisor, (torch.int64, torch.float32, torch.float64))
     grad_input = torch.empty((n_rows, n_cols), dtype=out_dtype, device=target.device)
     if grad_input.numel() == 0:
         return grad_input
@@ -256,9 +264,11 @@ def nll_bwd(
 
 def _specs():
     specs = []
-    for dt in ("fp32", "bf16", "fp16"):
+    for dt in ("fp32", "bf16", "fp16", "fp64"):
+        acc = "fp64" if dt == "fp64" else "fp32"
         for weighted in (False, True):
-            for row_dtype in ("fp32", dt):  # 'mean'/'sum' rows in fp32, 'none' in the input's
+            # 'mean'/'sum' rows in fp32 (fp64 for fp64), 'none' in the input's
+            for row_dtype in dict.fromkeys((acc, dt)):
                 specs.append(CompileSpec(
                     nll_fwd_kernel,
                     {"row_loss_ptr": "*" + row_dtype, "err_flag_ptr": "*i32",
@@ -275,7 +285,7 @@ def _specs():
                         nll_bwd_kernel,
                         {"grad_input_ptr": "*" + dt, "grad_output_ptr": "*" + dt,
                          "target_ptr": "*i64", "weight_ptr": "*" + (dt if weighted else "i64"),
-                         "divisor_ptr": "*" + ("fp32" if weighted else "i64")
+                         "divisor_ptr": "*" + (acc if weighted else "i64")
                          if mode == MODE_MEAN else "*i64",
                          "n_rows": "i32", "n_cols": "i32", "ignore_index": "i64",
                          "stride_grad_row": "i64", "stride_target": "i64",

@@ -10,9 +10,11 @@ reuse it)::
 
 for T tensors cut into C chunks of ``CHUNK`` elements. One program owns one chunk. Mixed
 dtypes are handled by a per-tensor dtype code branch inside the kernel (0 fp32, 1 fp16,
-2 bf16), so the launch count is 2 whatever the number and dtypes of the tensors:
+2 bf16, 3 fp64), so the launch count is 2 whatever the number and dtypes of the tensors.
+The partials, and the arithmetic, are fp32, or fp64 when the list holds an fp64 tensor
+(gradcheck users; only those launches take the fp64 branches, which are constexpr ones):
 
-1. ``multi_norm_partials_kernel``: chunk partial (sum of squares in fp32, or max |x|).
+1. ``multi_norm_partials_kernel``: chunk partial (sum of squares, or max |x|).
 2. ``multi_norm_finalize_kernel``: every program re-reduces all partials in the same fixed
    order (deterministic, no atomics), forms total_norm and torch's clip coefficient
    ``min(1, max_norm / (total_norm + eps))`` (NaN stays NaN, as torch.clamp), scales its own
@@ -39,14 +41,15 @@ from ._checks import (
     check_tensor,
 )
 from ._common import cast_to
-from .elementwise import div_rn
+from .elementwise import div_rn, scalar_like, sqrt_rn, upcast
 from ._tables import multi_tensor_table
 from ._launch import CompileSpec, cdiv, interpreting, launch, runtime_device_type
 from .copy import contiguous
 
 
-MULTI_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+MULTI_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.float64: 3}
+FP64_CODE = DTYPE_CODE[torch.float64]
 # Interpreter: programs run one by one, so one big block per program; GPU: chunks of
 # 32K elements walked in 2K blocks keep enough programs in flight without a huge
 # partials table (launch 2 re-reads every partial in every program: C^2 loads).
@@ -57,6 +60,9 @@ PBLOCK = 1024  # partials re-reduced per loop step
 # sum, fp32 sums per lane: 1024 took 168 registers in the sm_90 build, 256 takes fewer)
 TBLOCK = tl.constexpr(256)
 MAX_TILE = 4096  # elements in one [BLOCK_O, BLOCK_R] tile of the per-dim kernels
+# fp64 tiles are half as large: at 4096 the sm_90 build of the fp64 backward (p = inf and
+# clip) needed all 255 registers and spilled 32-64 bytes; at 2048 it takes about 220.
+MAX_TILE_FP64 = 2048
 
 
 def _norm_order(p) -> float:
@@ -91,6 +97,20 @@ def _load_f32(raw, code, idx, mask):
 
 
 @triton.jit
+def _load_acc(raw, code, idx, mask, ACC: tl.constexpr):
+    """Load x[idx] in ACC from the tensor at ``raw`` (dtype code ``code``). ACC is fp32, or
+    fp64 for a list holding fp64 tensors: only then is code 3 (fp64) possible, and read."""
+    if ACC == tl.float64:
+        if code == 3:
+            x = tl.load(raw.to(tl.pointer_type(tl.float64)) + idx, mask=mask, other=0.0)
+        else:
+            x = _load_f32(raw, code, idx, mask).to(tl.float64)
+    else:
+        x = _load_f32(raw, code, idx, mask)
+    return x
+
+
+@triton.jit
 def _store_from_f32(raw, code, idx, value, mask):
     """Store fp32 ``value`` into x[idx] of the tensor at ``raw`` (dtype code ``code``)."""
     if code == 0:
@@ -114,7 +134,8 @@ def multi_norm_partials_kernel(
     """partial[c] = sum(x^2) (or max|x|, NaN-propagating) over chunk c of the table.
 
     table_ptr: int64 [4*T + 2*C] pointer table (see module docstring).
-    partial_ptr: fp32 [C]. n_tensors: T. n_chunks: C.
+    partial_ptr: [C], fp32, or fp64 for a list holding fp64 tensors: the dtype computed
+    in. n_tensors: T. n_chunks: C.
     """
     chunk = tl.program_id(0)
     tensor = tl.load(table_ptr + 4 * n_tensors + chunk)
@@ -122,12 +143,13 @@ def multi_norm_partials_kernel(
     raw = tl.load(table_ptr + tensor)
     numel = tl.load(table_ptr + 2 * n_tensors + tensor)
     code = tl.load(table_ptr + 3 * n_tensors + tensor)
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
-    nan_acc = tl.zeros([BLOCK], dtype=tl.float32)  # sums NaNs only: NaN iff one was seen
+    ACC: tl.constexpr = partial_ptr.dtype.element_ty
+    acc = tl.zeros([BLOCK], dtype=ACC)
+    nan_acc = tl.zeros([BLOCK], dtype=ACC)  # sums NaNs only: NaN iff one was seen
     for off in range(0, CHUNK, BLOCK):
         idx = start + off + tl.arange(0, BLOCK)
         mask = idx < numel
-        x = _load_f32(raw, code, idx, mask)
+        x = _load_acc(raw, code, idx, mask, ACC)
         if IS_INF:
             a = tl.abs(x)
             acc = tl.maximum(acc, a)  # drops NaN; nan_acc carries it
@@ -143,9 +165,10 @@ def multi_norm_partials_kernel(
 
 @triton.jit
 def _reduce_partials(partials, n_partials, IS_INF: tl.constexpr, PBLOCK: tl.constexpr):
-    """The fp32 total of partial[0:n] (sum, or NaN-propagating max), in a fixed order."""
-    acc = tl.zeros([PBLOCK], dtype=tl.float32)
-    nan_acc = tl.zeros([PBLOCK], dtype=tl.float32)
+    """The total of partial[0:n] (sum, or NaN-propagating max) in the partials' dtype, in
+    a fixed order."""
+    acc = tl.zeros([PBLOCK], dtype=partials.dtype.element_ty)
+    nan_acc = tl.zeros([PBLOCK], dtype=partials.dtype.element_ty)
     for s in range(0, n_partials, PBLOCK):
         offs = s + tl.arange(0, PBLOCK)
         part = tl.load(partials + offs, mask=offs < n_partials, other=0.0)
@@ -169,8 +192,11 @@ def _rounded_tensor_norms(table, partials, n_tensors, CHUNK: tl.constexpr,
     tensor whose norm passes 65504 makes the total inf, and bf16 norms keep 8 bits.
 
     Tensor t's chunks are consecutive in the table, from first_t = sum of the chunk counts
-    of the tensors before it; a block of TBLOCK tensors sums its chunks column by column."""
-    total = tl.zeros([TBLOCK], dtype=tl.float32)
+    of the tensors before it; a block of TBLOCK tensors sums its chunks column by column.
+    In the partials' dtype: with fp64 partials (a list holding fp64 tensors) an fp32
+    tensor's norm is rounded to fp32 too, as torch's, and an fp64 one keeps every digit."""
+    ACC: tl.constexpr = partials.dtype.element_ty
+    total = tl.zeros([TBLOCK], dtype=ACC)
     chunk_base = tl.zeros([], dtype=tl.int64)
     for t0 in range(0, n_tensors, TBLOCK):
         t = t0 + tl.arange(0, TBLOCK)
@@ -180,41 +206,64 @@ def _rounded_tensor_norms(table, partials, n_tensors, CHUNK: tl.constexpr,
         n_chunks_t = (numel + CHUNK - 1) // CHUNK
         first = chunk_base + tl.cumsum(n_chunks_t, axis=0) - n_chunks_t
         chunk_base += tl.sum(n_chunks_t, axis=0)
-        squares = tl.zeros([TBLOCK], dtype=tl.float32)
+        squares = tl.zeros([TBLOCK], dtype=ACC)
         for k in range(0, tl.max(n_chunks_t, axis=0)):
             squares += tl.load(partials + first + k, mask=k < n_chunks_t, other=0.0)
-        norm_t = tl.sqrt_rn(squares)
-        norm_t = tl.where(code == 1, cast_to(norm_t, tl.float16).to(tl.float32), norm_t)
-        norm_t = tl.where(code == 2, cast_to(norm_t, tl.bfloat16).to(tl.float32), norm_t)
+        norm_t = sqrt_rn(squares)
+        if ACC == tl.float64:
+            norm_t = tl.where(code == 0, norm_t.to(tl.float32).to(tl.float64), norm_t)
+        norm_t = tl.where(code == 1, cast_to(norm_t, tl.float16).to(ACC), norm_t)
+        norm_t = tl.where(code == 2, cast_to(norm_t, tl.bfloat16).to(ACC), norm_t)
         total += norm_t * norm_t
-    return tl.sqrt_rn(tl.sum(total, axis=0))
+    return sqrt_rn(tl.sum(total, axis=0))
+
+
+@triton.jit
+def _scale_chunk(src, dst, code, idx, mask, coef, ACC: tl.constexpr):
+    """dst[idx] = src[idx] * coef for the tensor of dtype code ``code``. An fp32, fp16 or
+    bf16 tensor is scaled in fp32 by coef rounded to fp32, as torch multiplies it by its
+    fp64 coefficient tensor (fp32 opmath); an fp64 one (ACC fp64 only) in fp64."""
+    if ACC == tl.float64:
+        if code == 3:
+            x64 = tl.load(src.to(tl.pointer_type(tl.float64)) + idx, mask=mask, other=0.0)
+            tl.store(dst.to(tl.pointer_type(tl.float64)) + idx, x64 * coef, mask=mask)
+        else:
+            x32 = _load_f32(src, code, idx, mask)
+            _store_from_f32(dst, code, idx, x32 * coef.to(tl.float32), mask)
+    else:
+        x = _load_f32(src, code, idx, mask)
+        _store_from_f32(dst, code, idx, x * coef, mask)
 
 
 @triton.jit
 def multi_norm_finalize_kernel(
     table_ptr, partial_ptr, norm_ptr,
-    max_norm, eps,
+    max_norm: tl.float64, eps: tl.float64,
     n_tensors, n_chunks,
     IS_INF: tl.constexpr, DO_SCALE: tl.constexpr, ROUND_PER_TENSOR: tl.constexpr,
     CHUNK: tl.constexpr, BLOCK: tl.constexpr, PBLOCK: tl.constexpr,
 ):
     """total = sqrt(sum partial) (or max partial); dst = src * clamp(max_norm/(total+eps), max=1).
 
-    table_ptr: int64 pointer table. partial_ptr: fp32 [C] from the partials kernel.
+    table_ptr: int64 pointer table. partial_ptr: [C] from the partials kernel, fp32 (fp64
+    for a list holding fp64 tensors): the dtype computed in.
     norm_ptr: 0-d output (any float dtype), written by program 0.
-    max_norm, eps: the clip threshold and torch's 1e-6 (0 for clip_norm).
+    max_norm, eps: the clip threshold and torch's 1e-6 (0 for clip_norm), rounded to the
+    compute dtype.
     DO_SCALE: False = only write the norm (grid of 1 program).
     ROUND_PER_TENSOR: a 2-norm over a list holding fp16/bf16 tensors: each tensor's norm is
     rounded to its dtype first (_rounded_tensor_norms). An all-fp32 list skips it: there
-    the rounding of fp32 norms to fp32 changes the last bit at most.
+    the rounding of fp32 norms to fp32 changes the last bit at most (likewise an all-fp64
+    list with fp64 partials; with fp64 partials an fp32 tensor's norm is rounded too).
     """
     chunk = tl.program_id(0)
+    ACC: tl.constexpr = partial_ptr.dtype.element_ty
     if ROUND_PER_TENSOR and not IS_INF:
         total = _rounded_tensor_norms(table_ptr, partial_ptr, n_tensors, CHUNK, TBLOCK)
     else:
         total = _reduce_partials(partial_ptr, n_chunks, IS_INF, PBLOCK)
         if not IS_INF:
-            total = tl.sqrt_rn(total)
+            total = sqrt_rn(total)
     norm_dtype: tl.constexpr = norm_ptr.dtype.element_ty
     if chunk == 0:
         tl.store(norm_ptr, cast_to(total, norm_dtype))
@@ -226,10 +275,10 @@ def multi_norm_finalize_kernel(
         # torch's max_norm / (norm + eps) is Tensor.__rtruediv__: reciprocal() * max_norm,
         # each step rounded to the norm's dtype (an fp16 reciprocal of a norm below 1.5e-5
         # overflows to inf, so the clamp below leaves the gradients unclipped, as torch).
-        rounded = cast_to(total, norm_dtype).to(tl.float32)
-        denominator = cast_to(rounded + eps, norm_dtype).to(tl.float32)
-        reciprocal = cast_to(div_rn(tl.full((), 1.0, tl.float32), denominator), norm_dtype)
-        coef = cast_to(reciprocal.to(tl.float32) * max_norm, norm_dtype).to(tl.float32)
+        rounded = cast_to(total, norm_dtype).to(ACC)
+        denominator = cast_to(rounded + scalar_like(eps, rounded), norm_dtype).to(ACC)
+        reciprocal = cast_to(div_rn(tl.full((), 1.0, ACC), denominator), norm_dtype)
+        coef = cast_to(reciprocal.to(ACC) * scalar_like(max_norm, rounded), norm_dtype).to(ACC)
         coef = tl.where(coef > 1.0, 1.0, coef)  # torch.clamp(max=1): NaN stays NaN
         coef = tl.where(total == 0.0, 1.0, coef)  # a zero norm leaves x unchanged
         tensor = tl.load(table_ptr + 4 * n_tensors + chunk)
@@ -241,11 +290,10 @@ def multi_norm_finalize_kernel(
         for off in range(0, CHUNK, BLOCK):
             idx = start + off + tl.arange(0, BLOCK)
             mask = idx < numel
-            x = _load_f32(src, code, idx, mask)
-            _store_from_f32(dst, code, idx, x * coef, mask)
+            _scale_chunk(src, dst, code, idx, mask, coef, ACC)
 
 
-ELEMENT_SIZE = {0: 4, 1: 2, 2: 2}  # bytes per element of each dtype code
+ELEMENT_SIZE = {0: 4, 1: 2, 2: 2, 3: 8}  # bytes per element of each dtype code
 
 
 def _check_one(op: str, i: int, t: object) -> None:
@@ -296,14 +344,23 @@ def _check_no_duplicates(op: str, tensors: list[torch.Tensor], ptrs: list[int]) 
             )
 
 
+def _default_out_dtype(tensors: list[torch.Tensor]) -> torch.dtype:
+    """fp64 for a list holding an fp64 tensor (torch's promoted dtype), else fp32."""
+    has_fp64 = any(isinstance(t, torch.Tensor) and t.dtype == torch.float64 for t in tensors)
+    return torch.float64 if has_fp64 else torch.float32
+
+
 def _multi_norm(op: str, tensors: list[torch.Tensor], norm_type: float, scale: bool,
-                max_norm: float, eps: float, out_dtype: torch.dtype = torch.float32,
+                max_norm: float, eps: float, out_dtype: torch.dtype | None = None,
                 check=None, dsts: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Launch the two multi-tensor kernels over ``tensors``, scaled in place when ``scale``
     (into ``dsts`` instead when given: contiguous, like ``tensors``); returns the 0-d total
-    norm (out_dtype). ``check(norm)``, if given, runs on the norm before anything is scaled
-    (one more 1-program launch of the finalize kernel, and whatever sync ``check`` does)."""
+    norm (out_dtype; None: _default_out_dtype). ``check(norm)``, if given, runs on the norm
+    before anything is scaled (one more 1-program launch of the finalize kernel, and
+    whatever sync ``check`` does). Computed in fp32, or in fp64 when a tensor is fp64."""
     ptrs, numels, codes = _scan(op, tensors)
+    if out_dtype is None:
+        out_dtype = _default_out_dtype(tensors)
     dst_ptrs = ptrs
     if dsts is not None:
         dst_ptrs = [d.data_ptr() for s, d in zip(tensors, dsts) if s.numel()]
@@ -317,25 +374,30 @@ def _multi_norm(op: str, tensors: list[torch.Tensor], norm_type: float, scale: b
     table, n_tensors, n_chunks = multi_tensor_table([ptrs, dst_ptrs], numels, CHUNK, device,
                                                     tail=codes)
     is_inf = norm_type == math.inf
-    partials = torch.empty((n_chunks,), dtype=torch.float32, device=device)
+    # fp64 partials (and fp64 arithmetic) only when a tensor is fp64
+    fp64 = FP64_CODE in codes
+    base_code = FP64_CODE if fp64 else DTYPE_CODE[torch.float32]
+    partials = torch.empty((n_chunks,), dtype=torch.float64 if fp64 else torch.float32,
+                           device=device)
+    part_bytes = partials.element_size()
     numel = sum(numels)
     read_bytes = sum(n * ELEMENT_SIZE[c] for n, c in zip(numels, codes))
     launch(multi_norm_partials_kernel, (n_chunks,), table, partials, n_tensors, n_chunks,
            IS_INF=is_inf, CHUNK=CHUNK, BLOCK=BLOCK,
-           flops=2 * numel, bytes_moved=read_bytes + 4 * n_chunks)
-    round_per_tensor = any(code != DTYPE_CODE[torch.float32] for code in codes)
+           flops=2 * numel, bytes_moved=read_bytes + part_bytes * n_chunks)
+    round_per_tensor = any(code != base_code for code in codes)
     if check is not None:
         launch(multi_norm_finalize_kernel, (1,), table, partials, norm, float(max_norm),
                float(eps), n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=False,
                ROUND_PER_TENSOR=round_per_tensor, CHUNK=CHUNK, BLOCK=BLOCK, PBLOCK=PBLOCK,
-               flops=n_chunks, bytes_moved=4 * n_chunks)
+               flops=n_chunks, bytes_moved=part_bytes * n_chunks)
         check(norm)
     grid = (n_chunks,) if scale else (1,)
     launch(multi_norm_finalize_kernel, grid, table, partials, norm, float(max_norm), float(eps),
            n_tensors, n_chunks, IS_INF=is_inf, DO_SCALE=scale,
            ROUND_PER_TENSOR=round_per_tensor, CHUNK=CHUNK, BLOCK=BLOCK, PBLOCK=PBLOCK,
            flops=grid[0] * n_chunks + (numel if scale else 0),
-           bytes_moved=4 * grid[0] * n_chunks + (2 * read_bytes if scale else 0))
+           bytes_moved=part_bytes * grid[0] * n_chunks + (2 * read_bytes if scale else 0))
     return norm
 
 
@@ -347,17 +409,20 @@ def _check_norm_type(op: str, norm_type: float) -> float:
 
 
 def total_norm(tensors: list[torch.Tensor], norm_type: float = 2.0) -> torch.Tensor:
-    """The norm of all elements of ``tensors`` together (0-d fp32); 0 for no tensors."""
+    """The norm of all elements of ``tensors`` together (0-d fp32, or fp64 computed in fp64
+    when a tensor is fp64); 0 for no tensors."""
     norm_type = _check_norm_type("total_norm", norm_type)
     return _multi_norm("total_norm", list(tensors), norm_type, False, 0.0, 0.0)
 
 
 def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: float = 2.0,
                     error_if_nonfinite: bool = False,
-                    out_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                    out_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Scale ``tensors`` in place by min(1, max_norm / (total_norm + 1e-6)), as
     torch.nn.utils.clip_grad_norm_, in 2 launches; returns total_norm (0-d, computed in
-    fp32 and written in ``out_dtype``).
+    fp32, or fp64 when a tensor is fp64, and written in ``out_dtype``: None is fp32, or
+    fp64 for a list holding fp64). As torch, each tensor's 2-norm is rounded to its own
+    dtype before the total is formed, and the coefficient is formed in out_dtype.
 
     With ``error_if_nonfinite`` the norm is computed and read first (one more launch and one
     host sync) and a ValueCheckError is raised before any tensor changes."""
@@ -401,7 +466,7 @@ def clip_grad_norm_(tensors: list[torch.Tensor], max_norm: float, norm_type: flo
 @triton.jit
 def dim_norm_fwd_kernel(
     x_ptr, out_ptr, y_ptr,
-    max_norm,
+    max_norm: tl.float64,
     n_out, R, inner,
     s_outer, s_r, s_inner,
     IS_INF: tl.constexpr, CLIP: tl.constexpr,
@@ -411,7 +476,8 @@ def dim_norm_fwd_kernel(
     y = x * min(1, max_norm / out) (y contiguous [outer, R, inner]).
 
     x_ptr: [outer, R, inner] strided. out_ptr: [outer*inner] contiguous (any float dtype;
-    fp32 for clip). y_ptr: [outer, R, inner] contiguous, only written when CLIP.
+    the compute dtype for clip). y_ptr: [outer, R, inner] contiguous, only written when CLIP.
+    max_norm: rounded to the compute dtype: fp32, fp64 for fp64 x.
     """
     pid = tl.program_id(0).to(tl.int64)
     o = pid * BLOCK_O + tl.arange(0, BLOCK_O)
@@ -419,13 +485,14 @@ def dim_norm_fwd_kernel(
     o_outer = o // inner
     o_inner = o % inner
     base = o_outer * s_outer + o_inner * s_inner
-    acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=tl.float32)
-    nan_acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=tl.float32)
+    ACC: tl.constexpr = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
+    acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=ACC)
+    nan_acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=ACC)
     for r0 in range(0, R, BLOCK_R):
         r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
         mask = o_mask[:, None] & (r < R)[None, :]
         x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
-        x = x.to(tl.float32)
+        x = upcast(x)
         if IS_INF:
             a = tl.abs(x)
             acc = tl.maximum(acc, a)
@@ -435,9 +502,10 @@ def dim_norm_fwd_kernel(
     if IS_INF:
         norm = tl.max(acc, axis=1) + tl.sum(nan_acc, axis=1)
     else:
-        norm = tl.sqrt_rn(tl.sum(acc, axis=1))
+        norm = sqrt_rn(tl.sum(acc, axis=1))
     tl.store(out_ptr + o, cast_to(norm, out_ptr.dtype.element_ty), mask=o_mask)
     if CLIP:
+        max_norm = scalar_like(max_norm, norm)
         scale = tl.where(norm > max_norm, max_norm / norm, 1.0)
         scale = tl.where(norm != norm, norm, scale)
         y_base = o_outer * R * inner + o_inner
@@ -445,7 +513,7 @@ def dim_norm_fwd_kernel(
             r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
             mask = o_mask[:, None] & (r < R)[None, :]
             x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
-            y = x.to(tl.float32) * scale[:, None]
+            y = upcast(x) * scale[:, None]
             y_off = y_base[:, None] + r[None, :] * inner
             tl.store(y_ptr + y_off, cast_to(y, y_ptr.dtype.element_ty), mask=mask)
 
@@ -453,7 +521,7 @@ def dim_norm_fwd_kernel(
 @triton.jit
 def dim_norm_bwd_kernel(
     x_ptr, g_ptr, norm_ptr, gx_ptr,
-    max_norm,
+    max_norm: tl.float64,
     n_out, R, inner,
     s_outer, s_r, s_inner,
     sg_outer, sg_r, sg_inner,
@@ -466,6 +534,7 @@ def dim_norm_bwd_kernel(
     x_ptr: [outer, R, inner] strided. g_ptr: the incoming gradient seen as [outer, R, inner]
     with strides (sg_outer, sg_r, sg_inner); sg_r = 0 for a norm's per-row gradient.
     norm_ptr: [outer*inner] contiguous forward norms. gx_ptr: [outer, R, inner] contiguous.
+    max_norm: rounded to the compute dtype (fp32, fp64 for fp64 x).
     """
     pid = tl.program_id(0).to(tl.int64)
     o = pid * BLOCK_O + tl.arange(0, BLOCK_O)
@@ -475,29 +544,32 @@ def dim_norm_bwd_kernel(
     base = o_outer * s_outer + o_inner * s_inner
     g_base = o_outer * sg_outer + o_inner * sg_inner
     gx_base = o_outer * R * inner + o_inner
-    norm = tl.load(norm_ptr + o, mask=o_mask, other=1.0).to(tl.float32)
-    row_acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=tl.float32)
+    ACC: tl.constexpr = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
+    norm = tl.load(norm_ptr + o, mask=o_mask, other=1.0).to(ACC)
+    row_acc = tl.zeros([BLOCK_O, BLOCK_R], dtype=ACC)
     if MODE != 0:  # first pass: tie count (inf) or x.g (clip)
         for r0 in range(0, R, BLOCK_R):
             r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
             mask = o_mask[:, None] & (r < R)[None, :]
             x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
-            x = x.to(tl.float32)
+            x = upcast(x)
             if MODE == 1:
                 a = tl.abs(x)
                 tie = ((a == norm[:, None]) | (a != a)) & mask
-                row_acc += tie.to(tl.float32)
+                row_acc += tie.to(ACC)
             else:
                 g = tl.load(g_ptr + g_base[:, None] + r[None, :] * sg_r, mask=mask, other=0.0)
-                row_acc += x * g.to(tl.float32)
+                row_acc += x * g.to(ACC)
     row_total = tl.sum(row_acc, axis=1)
+    if MODE == 2:
+        max_norm = scalar_like(max_norm, row_total)
     for r0 in range(0, R, BLOCK_R):
         r = (r0 + tl.arange(0, BLOCK_R)).to(tl.int64)
         mask = o_mask[:, None] & (r < R)[None, :]
         x = tl.load(x_ptr + base[:, None] + r[None, :] * s_r, mask=mask, other=0.0)
-        x = x.to(tl.float32)
+        x = upcast(x)
         g = tl.load(g_ptr + g_base[:, None] + r[None, :] * sg_r, mask=mask, other=0.0)
-        g = g.to(tl.float32)
+        g = g.to(ACC)
         n = norm[:, None]
         if MODE == 0:
             gx = tl.where(n == 0.0, 0.0, x * (g / n))
@@ -524,22 +596,24 @@ def flat_partials_kernel(
     MODE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """Per-chunk partials for a whole-tensor backward: MODE 1 counts ties
-    (|x| == norm or NaN) into int32 partial_ptr; MODE 2 sums x*g into fp32 partial_ptr.
+    (|x| == norm or NaN) into int32 partial_ptr; MODE 2 sums x*g into partial_ptr in the
+    compute dtype (fp32, fp64 for fp64 x).
 
     x_ptr, g_ptr: contiguous [numel]. norm_ptr: 0-d forward norm. partial_ptr: [n_chunks].
     """
     pid = tl.program_id(0).to(tl.int64)
-    norm = tl.load(norm_ptr).to(tl.float32)
-    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    ACC: tl.constexpr = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
+    norm = tl.load(norm_ptr).to(ACC)
+    acc = tl.zeros([BLOCK], dtype=ACC)
     for off in range(0, CHUNK, BLOCK):
         idx = pid * CHUNK + off + tl.arange(0, BLOCK)
         mask = idx < numel
-        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        x = upcast(tl.load(x_ptr + idx, mask=mask, other=0.0))
         if MODE == 1:
             a = tl.abs(x)
-            acc += (((a == norm) | (a != a)) & mask).to(tl.float32)
+            acc += (((a == norm) | (a != a)) & mask).to(ACC)
         else:
-            g = tl.load(g_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            g = tl.load(g_ptr + idx, mask=mask, other=0.0).to(ACC)
             acc += x * g
     tl.store(partial_ptr + pid, cast_to(tl.sum(acc, axis=0), partial_ptr.dtype.element_ty))
 
@@ -547,7 +621,7 @@ def flat_partials_kernel(
 @triton.jit
 def flat_norm_bwd_kernel(
     x_ptr, g_ptr, norm_ptr, partial_ptr, gx_ptr,
-    max_norm,
+    max_norm: tl.float64,
     numel, n_partials,
     MODE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr, PBLOCK: tl.constexpr,
 ):
@@ -555,24 +629,28 @@ def flat_norm_bwd_kernel(
 
     x_ptr: contiguous [numel]. g_ptr: 0-d gradient of the norm (MODE 0, 1) or contiguous
     [numel] gradient of y (MODE 2). norm_ptr: 0-d forward norm. partial_ptr: the tie counts
-    (int32) or x.g partials (fp32) of flat_partials_kernel, re-reduced by every program in
-    the same order (unused in MODE 0). gx_ptr: contiguous [numel].
+    (int32) or x.g partials (compute dtype) of flat_partials_kernel, re-reduced by every
+    program in the same order (unused in MODE 0). gx_ptr: contiguous [numel].
+    max_norm: rounded to the compute dtype (fp32, fp64 for fp64 x).
     """
     pid = tl.program_id(0).to(tl.int64)
-    n = tl.load(norm_ptr).to(tl.float32)
+    ACC: tl.constexpr = tl.float64 if x_ptr.dtype.element_ty == tl.float64 else tl.float32
+    n = tl.load(norm_ptr).to(ACC)
     total = 0.0
     if MODE != 0:
-        acc = tl.zeros([PBLOCK], dtype=tl.float32)
+        acc = tl.zeros([PBLOCK], dtype=ACC)
         for s in range(0, n_partials, PBLOCK):
             offs = s + tl.arange(0, PBLOCK)
-            acc += tl.load(partial_ptr + offs, mask=offs < n_partials, other=0).to(tl.float32)
+            acc += tl.load(partial_ptr + offs, mask=offs < n_partials, other=0).to(ACC)
         total = tl.sum(acc, axis=0)
     if MODE != 2:
-        g_out = tl.load(g_ptr).to(tl.float32)
+        g_out = tl.load(g_ptr).to(ACC)
+    else:
+        max_norm = scalar_like(max_norm, n)
     for off in range(0, CHUNK, BLOCK):
         idx = pid * CHUNK + off + tl.arange(0, BLOCK)
         mask = idx < numel
-        x = tl.load(x_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        x = upcast(tl.load(x_ptr + idx, mask=mask, other=0.0))
         if MODE == 0:
             gx = tl.where(n == 0.0, 0.0, x * (g_out / n))
         elif MODE == 1:
@@ -581,7 +659,7 @@ def flat_norm_bwd_kernel(
             sign = tl.where(x > 0, 1.0, tl.where(x < 0, -1.0, tl.where(x == 0, 0.0, x)))
             gx = tl.where(tie, sign * (g_out / total), 0.0)
         else:
-            g = tl.load(g_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            g = tl.load(g_ptr + idx, mask=mask, other=0.0).to(ACC)
             clipped = (max_norm / n) * (g - x * (total / (n * n)))
             gx = tl.where(n > max_norm, clipped, g)
             gx = tl.where(n != n, n, gx)
@@ -590,7 +668,12 @@ def flat_norm_bwd_kernel(
 
 # ----------------------------------------------------------------------------- launchers
 
-NORM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+NORM_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp64 for fp64 x (computed in fp64), fp32 for the others."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _merge(sizes: list[int], strides: list[int]) -> tuple[int, int] | None:
@@ -625,9 +708,10 @@ def _split3_or_copy(t: torch.Tensor, dim: int) -> tuple:
     return t, split[0], split[1]
 
 
-def _dim_blocks(n_out: int, reduce: int) -> tuple[int, int]:
-    block_r = min(triton.next_power_of_2(max(reduce, 1)), 1024)
-    block_o = max(1, min(triton.next_power_of_2(max(n_out, 1)), MAX_TILE // block_r))
+def _dim_blocks(n_out: int, reduce: int, dtype: torch.dtype) -> tuple[int, int]:
+    tile = MAX_TILE_FP64 if dtype == torch.float64 else MAX_TILE
+    block_r = min(triton.next_power_of_2(max(reduce, 1)), 1024, tile)
+    block_o = max(1, min(triton.next_power_of_2(max(n_out, 1)), tile // block_r))
     return block_o, block_r
 
 
@@ -662,7 +746,7 @@ def norm_fwd(x: torch.Tensor, p: float = 2.0, dim: int | None = None,
     out = torch.empty(out_shape, dtype=x.dtype, device=x.device)
     n_out = outer * inner
     if n_out > 0:
-        block_o, block_r = _dim_blocks(n_out, reduce)
+        block_o, block_r = _dim_blocks(n_out, reduce, x.dtype)
         launch(dim_norm_fwd_kernel, (cdiv(n_out, block_o),), x3, out, out, 0.0,
                n_out, reduce, inner, s_outer, s_r, s_inner,
                IS_INF=p == math.inf, CLIP=False, BLOCK_O=block_o, BLOCK_R=block_r,
@@ -704,7 +788,7 @@ def _dim_bwd(x, g_full, norm, gx, dim, max_norm, mode):
     x3, (outer, reduce, inner), x_strides = _split3_or_copy(x, dim)
     g3, _, g_strides = _split3_or_copy(g_full, dim)
     n_out = outer * inner
-    block_o, block_r = _dim_blocks(n_out, reduce)
+    block_o, block_r = _dim_blocks(n_out, reduce, x.dtype)
     passes = 1 if mode == 0 else 2
     launch(dim_norm_bwd_kernel, (cdiv(n_out, block_o),), x3, g3, norm, gx, float(max_norm),
            n_out, reduce, inner, *x_strides, *g_strides,
@@ -722,7 +806,7 @@ def _flat_bwd(op, x, g, norm, gx, max_norm, mode):
     if mode == 0:
         partials = norm  # unused
     else:
-        dtype = torch.int32 if mode == 1 else torch.float32
+        dtype = torch.int32 if mode == 1 else _compute_dtype(x.dtype)
         partials = torch.empty((n_chunks,), dtype=dtype, device=x.device)
         launch(flat_partials_kernel, (n_chunks,), flat_x, flat_g, norm, partials, numel,
                MODE=mode, CHUNK=CHUNK, BLOCK=BLOCK,
@@ -737,25 +821,28 @@ def _flat_bwd(op, x, g, norm, gx, max_norm, mode):
 def clip_norm_fwd(x: torch.Tensor, max_norm: float,
                   dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, norms): y = x * min(1, max_norm / ||x||_2) over all of x (dim None) or per slice
-    along ``dim``; y contiguous in x.dtype, norms fp32 (0-d, or x's shape without dim)."""
+    along ``dim``; y contiguous in x.dtype, norms fp32 (fp64 for fp64 x, computed in fp64)
+    (0-d, or x's shape without dim)."""
     op = "clip_norm"
     dim = _check_norm_input(op, x, dim)
     y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    norm_dtype = _compute_dtype(x.dtype)
     if dim is None or x.dim() == 0:
         flat = _as_flat(x)
-        norms = _multi_norm(op, [flat], 2.0, True, max_norm, 0.0,
+        norms = _multi_norm(op, [flat], 2.0, True, max_norm, 0.0, out_dtype=norm_dtype,
                             dsts=[y.reshape(-1)])
         return y, norms
     x3, (outer, reduce, inner), (s_outer, s_r, s_inner) = _split3_or_copy(x, dim)
     out_shape = list(x.shape[:dim]) + list(x.shape[dim + 1:])
-    norms = torch.empty(out_shape, dtype=torch.float32, device=x.device)
+    norms = torch.empty(out_shape, dtype=norm_dtype, device=x.device)
     n_out = outer * inner
     if n_out > 0 and reduce > 0:
-        block_o, block_r = _dim_blocks(n_out, reduce)
+        block_o, block_r = _dim_blocks(n_out, reduce, x.dtype)
         launch(dim_norm_fwd_kernel, (cdiv(n_out, block_o),), x3, norms, y, float(max_norm),
                n_out, reduce, inner, s_outer, s_r, s_inner,
                IS_INF=False, CLIP=True, BLOCK_O=block_o, BLOCK_R=block_r,
-               flops=4 * x.numel(), bytes_moved=3 * x.numel() * x.element_size() + 4 * n_out)
+               flops=4 * x.numel(),
+               bytes_moved=3 * x.numel() * x.element_size() + norms.element_size() * n_out)
     return y, norms
 
 
@@ -765,7 +852,7 @@ def clip_norm_bwd(grad_y: torch.Tensor, x: torch.Tensor, norms: torch.Tensor, ma
     op = "clip_norm_bwd"
     dim = _check_norm_input(op, x, dim)
     check_tensor(op, "grad_y", grad_y, NORM_DTYPES)
-    check_tensor(op, "norms", norms, (torch.float32,))
+    check_tensor(op, "norms", norms, (_compute_dtype(x.dtype),))
     if tuple(grad_y.shape) != tuple(x.shape):
         raise ShapeError(f"{op}: grad_y has shape {tuple(grad_y.shape)}, x has {tuple(x.shape)}")
     gx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
@@ -779,44 +866,52 @@ def clip_norm_bwd(grad_y: torch.Tensor, x: torch.Tensor, norms: torch.Tensor, ma
 def _specs():
     specs = []
     table = {"table_ptr": "*i64", "n_tensors": "i32", "n_chunks": "i32"}
-    for is_inf in (False, True):
-        sig = {"table_ptr": "*i64", "partial_ptr": "*fp32", "n_tensors": "i32", "n_chunks": "i32",
-               "IS_INF": "constexpr", "CHUNK": "constexpr", "BLOCK": "constexpr"}
-        const = {"IS_INF": is_inf, "CHUNK": CHUNK, "BLOCK": BLOCK}
-        specs.append(CompileSpec(multi_norm_partials_kernel, sig, const, f"inf={is_inf}"))
-        for scale, per_tensor in ((False, False), (True, False), (True, True)):
-            sig = {"table_ptr": "*i64", "partial_ptr": "*fp32",
-                   "norm_ptr": "*bf16" if per_tensor else "*fp32",
-                   "max_norm": "fp32", "eps": "fp32", **table, "IS_INF": "constexpr",
-                   "DO_SCALE": "constexpr", "ROUND_PER_TENSOR": "constexpr",
-                   "CHUNK": "constexpr", "BLOCK": "constexpr", "PBLOCK": "constexpr"}
-            specs.append(CompileSpec(
-                multi_norm_finalize_kernel, sig,
-                {"IS_INF": is_inf, "DO_SCALE": scale, "ROUND_PER_TENSOR": per_tensor,
-                 "CHUNK": CHUNK, "BLOCK": BLOCK, "PBLOCK": PBLOCK},
-                f"inf={is_inf},scale={scale},per_tensor={per_tensor}"))
+    # fp32 partials; fp64 partials (a list holding fp64 tensors) get their own labels
+    for acc, suffix in (("fp32", ""), ("fp64", ",fp64")):
+        for is_inf in (False, True):
+            sig = {"table_ptr": "*i64", "partial_ptr": "*" + acc, "n_tensors": "i32",
+                   "n_chunks": "i32", "IS_INF": "constexpr", "CHUNK": "constexpr",
+                   "BLOCK": "constexpr"}
+            const = {"IS_INF": is_inf, "CHUNK": CHUNK, "BLOCK": BLOCK}
+            specs.append(CompileSpec(multi_norm_partials_kernel, sig, const,
+                                     f"inf={is_inf}{suffix}"))
+            for scale, per_tensor in ((False, False), (True, False), (True, True)):
+                norm_t = ("*bf16" if per_tensor else "*fp32") if acc == "fp32" else "*fp64"
+                sig = {"table_ptr": "*i64", "partial_ptr": "*" + acc, "norm_ptr": norm_t,
+                       "max_norm": "fp64", "eps": "fp64", **table, "IS_INF": "constexpr",
+                       "DO_SCALE": "constexpr", "ROUND_PER_TENSOR": "constexpr",
+                       "CHUNK": "constexpr", "BLOCK": "constexpr", "PBLOCK": "constexpr"}
+                specs.append(CompileSpec(
+                    multi_norm_finalize_kernel, sig,
+                    {"IS_INF": is_inf, "DO_SCALE": scale, "ROUND_PER_TENSOR": per_tensor,
+                     "CHUNK": CHUNK, "BLOCK": BLOCK, "PBLOCK": PBLOCK},
+                    f"inf={is_inf},scale={scale},per_tensor={per_tensor}{suffix}"))
     dims = {"n_out": "i32", "R": "i32", "inner": "i32",
             "s_outer": "i64", "s_r": "i64", "s_inner": "i64"}
     for dtype, is_inf, clip in (("fp32", False, True), ("bf16", True, False),
-                                ("fp16", False, False)):
-        out = "fp32" if clip else dtype
+                                ("fp16", False, False), ("fp64", False, True),
+                                ("fp64", True, False), ("fp64", False, False)):
+        out = ("fp64" if dtype == "fp64" else "fp32") if clip else dtype
         sig = {"x_ptr": "*" + dtype, "out_ptr": "*" + out, "y_ptr": "*" + dtype,
-               "max_norm": "fp32", **dims, "IS_INF": "constexpr", "CLIP": "constexpr",
+               "max_norm": "fp64", **dims, "IS_INF": "constexpr", "CLIP": "constexpr",
                "BLOCK_O": "constexpr", "BLOCK_R": "constexpr"}
         specs.append(CompileSpec(dim_norm_fwd_kernel, sig,
-                                 {"IS_INF": is_inf, "CLIP": clip, "BLOCK_O": 8, "BLOCK_R": 512},
+                                 {"IS_INF": is_inf, "CLIP": clip, "BLOCK_O": 8,
+                                  "BLOCK_R": 256 if dtype == "fp64" else 512},
                                  f"{dtype},inf={is_inf},clip={clip}"))
-    for dtype, mode in (("fp32", 0), ("bf16", 1), ("fp16", 2)):
-        norm = "fp32" if mode == 2 else dtype
+    modes = (("fp32", 0), ("bf16", 1), ("fp16", 2), ("fp64", 0), ("fp64", 1), ("fp64", 2))
+    for dtype, mode in modes:
+        norm = ("fp64" if dtype == "fp64" else "fp32") if mode == 2 else dtype
         sig = {"x_ptr": "*" + dtype, "g_ptr": "*" + dtype, "norm_ptr": "*" + norm,
-               "gx_ptr": "*" + dtype, "max_norm": "fp32", **dims,
+               "gx_ptr": "*" + dtype, "max_norm": "fp64", **dims,
                "sg_outer": "i64", "sg_r": "i64", "sg_inner": "i64",
                "MODE": "constexpr", "BLOCK_O": "constexpr", "BLOCK_R": "constexpr"}
-        const = {"MODE": mode, "BLOCK_O": 8, "BLOCK_R": 512}
+        const = {"MODE": mode, "BLOCK_O": 8, "BLOCK_R": 256 if dtype == "fp64" else 512}
         specs.append(CompileSpec(dim_norm_bwd_kernel, sig, const, f"{dtype},mode={mode}"))
-    for dtype, mode in (("fp32", 0), ("bf16", 1), ("fp16", 2)):
-        partial = "i32" if mode == 1 else "fp32"
-        norm = "fp32" if mode == 2 else dtype
+    for dtype, mode in modes:
+        acc = "fp64" if dtype == "fp64" else "fp32"
+        partial = "i32" if mode == 1 else acc
+        norm = acc if mode == 2 else dtype
         if mode:
             sig = {"x_ptr": "*" + dtype, "g_ptr": "*" + dtype, "norm_ptr": "*" + norm,
                    "partial_ptr": "*" + partial, "numel": "i64", "MODE": "constexpr",
@@ -825,7 +920,7 @@ def _specs():
                                      {"MODE": mode, "CHUNK": CHUNK, "BLOCK": BLOCK},
                                      f"{dtype},mode={mode}"))
         sig = {"x_ptr": "*" + dtype, "g_ptr": "*" + dtype, "norm_ptr": "*" + norm,
-               "partial_ptr": "*" + partial, "gx_ptr": "*" + dtype, "max_norm": "fp32",
+               "partial_ptr": "*" + partial, "gx_ptr": "*" + dtype, "max_norm": "fp64",
                "numel": "i64", "n_partials": "i32", "MODE": "constexpr", "CHUNK": "constexpr",
                "BLOCK": "constexpr", "PBLOCK": "constexpr"}
         specs.append(CompileSpec(flat_norm_bwd_kernel, sig,

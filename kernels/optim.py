@@ -10,16 +10,20 @@ the host and copied to the device once (cached while the pointers stay the same)
 One program owns one chunk of ``CHUNK`` elements of one parameter. Everything that changes
 between steps is read on the device, so a captured CUDA graph replays correctly:
 
-- the learning rate: a 1-element fp32 tensor per group (``lr_ptr``), rewritten by a
-  host->device copy when a scheduler changes it;
+- the learning rate: a 1-element fp32 tensor per group (``lr_ptr``; fp64 when the group
+  holds fp64 parameters, so that their rate is exact), rewritten by a host->device copy
+  when a scheduler changes it;
 - the step count: each parameter's int32 ``steps`` tensor has one slot per chunk. The program
   that owns a chunk reads its own slot, uses t = slot + 1 and writes it back; no other program
   touches it, so the count is per-parameter like torch's, deterministic and needs no atomics.
 
 Parameters, gradients and state are contiguous and share the parameter's dtype (state in
-the parameter dtype, math in fp32). The math follows torch.optim's single-tensor path,
-operation by operation (see each kernel's docstring). The other hyper-parameters are
-kernel arguments: under graph capture they are frozen at their captured values.
+the parameter dtype, math in fp32; fp64 parameters are computed in fp64, for gradcheck
+users who train in fp64). The math follows torch.optim's single-tensor path, operation
+by operation (see each kernel's docstring). The other hyper-parameters are kernel
+arguments (typed fp64, so that fp64 launches see them exactly; rounded to fp32 for the
+others, as a GPU launch of an fp32 argument would): under graph capture they are frozen
+at their captured values.
 """
 
 from __future__ import annotations
@@ -35,9 +39,12 @@ from ._common import cast_to
 from ._tables import multi_tensor_table
 from ._launch import CompileSpec, cdiv, interpreting, launch
 from ._checks import UnsupportedError
+from .elementwise import scalar_like, sqrt_rn
 
-OPTIM_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-TL_DTYPE = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16}
+OPTIM_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+TL_DTYPE = {torch.float32: tl.float32, torch.float16: tl.float16, torch.bfloat16: tl.bfloat16,
+            torch.float64: tl.float64}
+LR_DTYPES = (torch.float32, torch.float64)
 # Interpreter: one block per program. GPU: 16K-element chunks walked in 1K blocks.
 CHUNK = 4096 if interpreting() else 16384
 BLOCK = 4096 if interpreting() else 1024
@@ -77,7 +84,7 @@ def _pow_int(base, exponent):
 @triton.jit
 def sgd_kernel(
     table_ptr, lr_ptr,
-    momentum, one_minus_dampening, weight_decay,
+    momentum: tl.float64, one_minus_dampening: tl.float64, weight_decay: tl.float64,
     n_tensors, n_chunks,
     DTYPE: tl.constexpr, HAS_MOMENTUM: tl.constexpr, NESTEROV: tl.constexpr,
     MAXIMIZE: tl.constexpr, HAS_WD: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
@@ -88,14 +95,21 @@ def sgd_kernel(
     p = p - lr * g.
 
     table_ptr: int64 table (param, grad, momentum_buffer, -, steps, numel, chunks).
-    lr_ptr: fp32 [1]. steps (in the table): int32 [chunks of the param], only with momentum.
-    DTYPE: the element type of params, grads and buffers of this launch.
+    lr_ptr: fp32 [1] (fp64 [1], needed for fp64, is rounded to fp32 for the others).
+    steps (in the table): int32 [chunks of the param], only with momentum.
+    momentum, one_minus_dampening, weight_decay: rounded to the compute dtype.
+    DTYPE: the element type of params, grads and buffers of this launch. Arithmetic is
+    fp32, fp64 for fp64 (the compute dtype).
     """
+    ACC: tl.constexpr = tl.float64 if DTYPE == tl.float64 else tl.float32
     tensor, start = _chunk_of(table_ptr, n_tensors, n_chunks)
     param_ptr = tl.load(table_ptr + tensor).to(tl.pointer_type(DTYPE))
     grad_ptr = tl.load(table_ptr + n_tensors + tensor).to(tl.pointer_type(DTYPE))
     numel = tl.load(table_ptr + 5 * n_tensors + tensor)
-    lr = tl.load(lr_ptr)
+    lr = tl.load(lr_ptr).to(ACC)
+    momentum = scalar_like(momentum, lr)
+    one_minus_dampening = scalar_like(one_minus_dampening, lr)
+    weight_decay = scalar_like(weight_decay, lr)
     first = False
     if HAS_MOMENTUM:
         buf_ptr = tl.load(table_ptr + 2 * n_tensors + tensor).to(tl.pointer_type(DTYPE))
@@ -106,18 +120,18 @@ def sgd_kernel(
     for off in range(0, CHUNK, BLOCK):
         idx = start + off + tl.arange(0, BLOCK)
         mask = idx < numel
-        p = tl.load(param_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-        g = tl.load(grad_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        p = tl.load(param_ptr + idx, mask=mask, other=0.0).to(ACC)
+        g = tl.load(grad_ptr + idx, mask=mask, other=0.0).to(ACC)
         if MAXIMIZE:
             g = -g
         if HAS_WD:  # torch skips the add when weight_decay == 0 (an inf p stays harmless)
             g = g + weight_decay * p
         if HAS_MOMENTUM:
-            buf = tl.load(buf_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+            buf = tl.load(buf_ptr + idx, mask=mask, other=0.0).to(ACC)
             buf = tl.where(first, g, buf * momentum + one_minus_dampening * g)
             buf_out = cast_to(buf, DTYPE)
             tl.store(buf_ptr + idx, buf_out, mask=mask)
-            buf = buf_out.to(tl.float32)  # torch's next use reads the stored buffer
+            buf = buf_out.to(ACC)  # torch's next use reads the stored buffer
             if NESTEROV:
                 g = g + momentum * buf
             else:
@@ -131,7 +145,8 @@ def sgd_kernel(
 @triton.jit
 def adam_kernel(
     table_ptr, lr_ptr,
-    beta1_hi, beta1_lo, beta2_hi, beta2_lo, eps, weight_decay,
+    beta1_hi, beta1_lo: tl.float64, beta2_hi, beta2_lo: tl.float64, eps: tl.float64,
+    weight_decay: tl.float64,
     n_tensors, n_chunks,
     DTYPE: tl.constexpr, DECOUPLED: tl.constexpr, MAXIMIZE: tl.constexpr,
     HAS_WD: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
@@ -144,8 +159,14 @@ def adam_kernel(
     step_size = lr / bc1; denom = sqrt(v) / sqrt(bc2) + eps; p = p - step_size * m / denom.
 
     table_ptr: int64 table (param, grad, exp_avg, exp_avg_sq, steps, numel, chunks).
-    lr_ptr: fp32 [1]. beta*_hi + beta*_lo: the fp64 betas split into two fp32 arguments.
+    lr_ptr: fp32 [1] (fp64 [1], needed for fp64, is rounded to fp32 for the others).
+    beta*_hi + beta*_lo: the fp64 betas, hi their fp32 rounding (an fp32 argument) and lo
+    the rest (exact in fp64; rounded to fp32 for non-fp64 launches, as when lo was an fp32
+    argument). eps, weight_decay: rounded to the compute dtype.
+    Arithmetic is fp32 (the per-step scalars fp64, as torch's Python floats); fp64
+    parameters are computed in fp64 throughout.
     """
+    ACC: tl.constexpr = tl.float64 if DTYPE == tl.float64 else tl.float32
     tensor, start = _chunk_of(table_ptr, n_tensors, n_chunks)
     param_ptr = tl.load(table_ptr + tensor).to(tl.pointer_type(DTYPE))
     grad_ptr = tl.load(table_ptr + n_tensors + tensor).to(tl.pointer_type(DTYPE))
@@ -155,42 +176,48 @@ def adam_kernel(
     slot_ptr += start // CHUNK
     numel = tl.load(table_ptr + 5 * n_tensors + tensor)
     step = tl.load(slot_ptr) + 1
-    lr = tl.load(lr_ptr)
+    # fp32 launches round an fp64 rate (an fp32 one is unchanged) and each scalar to fp32
+    # first, as they always have; fp64 launches keep every digit.
+    lr = tl.load(lr_ptr).to(ACC)
+    lo1 = scalar_like(beta1_lo, lr)
+    lo2 = scalar_like(beta2_lo, lr)
+    wd = scalar_like(weight_decay, lr)
+    eps = scalar_like(eps, lr)
 
     # Per-step scalars in fp64, then rounded to fp32 where torch hands a Python float
     # to an fp32 tensor op.
-    beta1 = tl.cast(beta1_hi, tl.float64) + tl.cast(beta1_lo, tl.float64)
-    beta2 = tl.cast(beta2_hi, tl.float64) + tl.cast(beta2_lo, tl.float64)
+    beta1 = tl.cast(beta1_hi, tl.float64) + tl.cast(lo1, tl.float64)
+    beta2 = tl.cast(beta2_hi, tl.float64) + tl.cast(lo2, tl.float64)
     bias_correction1 = 1.0 - _pow_int(beta1, step)
     bias_correction2 = 1.0 - _pow_int(beta2, step)
-    step_size = (lr.to(tl.float64) / bias_correction1).to(tl.float32)
-    bc2_sqrt = tl.sqrt(bias_correction2).to(tl.float32)
-    weight = (1.0 - beta1).to(tl.float32)  # lerp weight
-    beta2_f = beta2.to(tl.float32)
-    one_minus_beta2 = (1.0 - beta2).to(tl.float32)
-    decay = (1.0 - lr.to(tl.float64) * tl.cast(weight_decay, tl.float64)).to(tl.float32)
+    step_size = (lr.to(tl.float64) / bias_correction1).to(ACC)
+    bc2_sqrt = tl.sqrt(bias_correction2).to(ACC)
+    weight = (1.0 - beta1).to(ACC)  # lerp weight
+    beta2_f = beta2.to(ACC)
+    one_minus_beta2 = (1.0 - beta2).to(ACC)
+    decay = (1.0 - lr.to(tl.float64) * tl.cast(wd, tl.float64)).to(ACC)
 
     for off in range(0, CHUNK, BLOCK):
         idx = start + off + tl.arange(0, BLOCK)
         mask = idx < numel
-        p = tl.load(param_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-        g = tl.load(grad_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-        m = tl.load(m_ptr + idx, mask=mask, other=0.0).to(tl.float32)
-        v = tl.load(v_ptr + idx, mask=mask, other=0.0).to(tl.float32)
+        p = tl.load(param_ptr + idx, mask=mask, other=0.0).to(ACC)
+        g = tl.load(grad_ptr + idx, mask=mask, other=0.0).to(ACC)
+        m = tl.load(m_ptr + idx, mask=mask, other=0.0).to(ACC)
+        v = tl.load(v_ptr + idx, mask=mask, other=0.0).to(ACC)
         if MAXIMIZE:
             g = -g
         if HAS_WD:
             if DECOUPLED:
                 p = p * decay
             else:
-                g = g + weight_decay * p
+                g = g + wd * p
         # torch.lerp: start + w * (end - start) for w < 0.5, else end - (end - start) * (1 - w)
         diff = g - m
         m = tl.where(weight < 0.5, m + weight * diff, g - diff * (1.0 - weight))
         v = v * beta2_f + one_minus_beta2 * g * g
-        m = cast_to(m, DTYPE).to(tl.float32)  # the stored state is what torch reads next
-        v = cast_to(v, DTYPE).to(tl.float32)
-        denom = tl.sqrt_rn(v) / bc2_sqrt + eps
+        m = cast_to(m, DTYPE).to(ACC)  # the stored state is what torch reads next
+        v = cast_to(v, DTYPE).to(ACC)
+        denom = sqrt_rn(v) / bc2_sqrt + eps
         p = p + (-step_size) * m / denom
         tl.store(m_ptr + idx, cast_to(m, DTYPE), mask=mask)
         tl.store(v_ptr + idx, cast_to(v, DTYPE), mask=mask)
@@ -207,9 +234,14 @@ def _table(columns: list[list[int]], numels: list[int], device) -> tuple:
 
 
 def _check_lists(op: str, lr: torch.Tensor, params, **lists) -> None:
-    check_tensor(op, "lr", lr, (torch.float32,))
+    check_tensor(op, "lr", lr, LR_DTYPES)
     if lr.numel() != 1:
-        raise ShapeError(f"{op}: lr must be a 1-element fp32 tensor, got shape {tuple(lr.shape)}")
+        raise ShapeError(f"{op}: lr must be a 1-element fp32 (or fp64) tensor, got shape "
+                         f"{tuple(lr.shape)}")
+    if lr.dtype != torch.float64 and any(
+            isinstance(p, torch.Tensor) and p.dtype == torch.float64 for p in params):
+        raise DTypeError(f"{op}: float64 params need a float64 lr tensor (an fp32 rate is not "
+                         f"exact in fp64), got lr of dtype {str(lr.dtype).replace('torch.', '')}")
     for name, values in lists.items():
         if len(values) != len(params):
             raise ShapeError(f"{op}: got {len(params)} params but {len(values)} {name}")
@@ -258,7 +290,9 @@ def sgd_step_(params: list[torch.Tensor], grads: list[torch.Tensor],
               maximize: bool = False) -> None:
     """In-place SGD step over ``params`` (one launch per dtype). With momentum, the buffers
     (param dtype, zero-initialised) and int32 ``steps`` slots (new_step_slots) are required;
-    a parameter whose slots read 0 starts its buffer from the gradient, as torch."""
+    a parameter whose slots read 0 starts its buffer from the gradient, as torch.
+    ``lr``: 1-element fp32 tensor, or fp64 (required when a param is fp64; fp64 params are
+    computed in fp64)."""
     op = "sgd_step_"
     has_momentum = momentum != 0
     if has_momentum and (momentum_buffers is None or steps is None):
@@ -298,7 +332,9 @@ def adam_step_(params: list[torch.Tensor], grads: list[torch.Tensor],
                beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
                decoupled: bool = False, maximize: bool = False, amsgrad: bool = False) -> None:
     """In-place Adam (decoupled=False) or AdamW step over ``params`` (one launch per dtype).
-    State: exp_avgs, exp_avg_sqs (param dtype, zero-initialised), steps (new_step_slots)."""
+    State: exp_avgs, exp_avg_sqs (param dtype, zero-initialised), steps (new_step_slots).
+    ``lr``: 1-element fp32 tensor, or fp64 (required when a param is fp64; fp64 params are
+    computed in fp64)."""
     op = "adam_step_"
     if amsgrad:
         raise UnsupportedError(f"{op}: amsgrad=True is not implemented")
@@ -325,31 +361,41 @@ def adam_step_(params: list[torch.Tensor], grads: list[torch.Tensor],
 
 def _specs():
     specs = []
-    common = {"table_ptr": "*i64", "lr_ptr": "*fp32"}
     sizes = {"n_tensors": "i32", "n_chunks": "i32"}
-    for dtype, momentum, nesterov in (("fp32", True, False), ("bf16", True, True),
-                                      ("fp16", False, False)):
-        sig = {**common, "momentum": "fp32", "one_minus_dampening": "fp32",
-               "weight_decay": "fp32", **sizes, "DTYPE": "constexpr", "HAS_MOMENTUM": "constexpr",
-               "NESTEROV": "constexpr", "MAXIMIZE": "constexpr", "HAS_WD": "constexpr",
-               "CHUNK": "constexpr",
+    tl_dtype = {"fp32": tl.float32, "bf16": tl.bfloat16, "fp16": tl.float16, "fp64": tl.float64}
+    # lr "fp64": an fp64 rate tensor, as a group holding fp64 params has (its fp32 params
+    # then read it too, rounded); those specs get a ",lr=fp64" label
+    for dtype, momentum, nesterov, lr in (("fp32", True, False, "fp32"),
+                                          ("bf16", True, True, "fp32"),
+                                          ("fp16", False, False, "fp32"),
+                                          ("fp64", True, True, "fp64"),
+                                          ("fp64", False, False, "fp64"),
+                                          ("fp32", True, False, "fp64")):
+        sig = {"table_ptr": "*i64", "lr_ptr": "*" + lr, "momentum": "fp64",
+               "one_minus_dampening": "fp64", "weight_decay": "fp64", **sizes,
+               "DTYPE": "constexpr", "HAS_MOMENTUM": "constexpr", "NESTEROV": "constexpr",
+               "MAXIMIZE": "constexpr", "HAS_WD": "constexpr", "CHUNK": "constexpr",
                "BLOCK": "constexpr"}
-        const = {"DTYPE": getattr(tl, {"fp32": "float32", "bf16": "bfloat16",
-                                       "fp16": "float16"}[dtype]),
-                 "HAS_MOMENTUM": momentum, "NESTEROV": nesterov, "MAXIMIZE": False,
-                 "HAS_WD": True,
-                 "CHUNK": CHUNK, "BLOCK": BLOCK}
-        specs.append(CompileSpec(sgd_kernel, sig, const, f"{dtype},momentum={momentum}"))
-    for dtype, decoupled in (("fp32", False), ("bf16", True), ("fp16", False)):
-        sig = {**common, "beta1_hi": "fp32", "beta1_lo": "fp32", "beta2_hi": "fp32",
-               "beta2_lo": "fp32", "eps": "fp32", "weight_decay": "fp32", **sizes,
-               "DTYPE": "constexpr", "DECOUPLED": "constexpr", "MAXIMIZE": "constexpr",
-               "HAS_WD": "constexpr", "CHUNK": "constexpr", "BLOCK": "constexpr"}
-        const = {"DTYPE": getattr(tl, {"fp32": "float32", "bf16": "bfloat16",
-                                       "fp16": "float16"}[dtype]),
-                 "DECOUPLED": decoupled, "MAXIMIZE": True, "HAS_WD": True, "CHUNK": CHUNK,
-                 "BLOCK": BLOCK}
-        specs.append(CompileSpec(adam_kernel, sig, const, f"{dtype},decoupled={decoupled}"))
+        const = {"DTYPE": tl_dtype[dtype], "HAS_MOMENTUM": momentum, "NESTEROV": nesterov,
+                 "MAXIMIZE": False, "HAS_WD": True, "CHUNK": CHUNK, "BLOCK": BLOCK}
+        label = f"{dtype},momentum={momentum}"
+        if dtype == "fp64":
+            label += f",nesterov={nesterov}"
+        if lr == "fp64":
+            label += ",lr=fp64"
+        specs.append(CompileSpec(sgd_kernel, sig, const, label))
+    for dtype, decoupled, lr in (("fp32", False, "fp32"), ("bf16", True, "fp32"),
+                                 ("fp16", False, "fp32"), ("fp64", False, "fp64"),
+                                 ("fp64", True, "fp64"), ("bf16", True, "fp64")):
+        sig = {"table_ptr": "*i64", "lr_ptr": "*" + lr, "beta1_hi": "fp32",
+               "beta1_lo": "fp64", "beta2_hi": "fp32", "beta2_lo": "fp64", "eps": "fp64",
+               "weight_decay": "fp64", **sizes, "DTYPE": "constexpr", "DECOUPLED": "constexpr",
+               "MAXIMIZE": "constexpr", "HAS_WD": "constexpr", "CHUNK": "constexpr",
+               "BLOCK": "constexpr"}
+        const = {"DTYPE": tl_dtype[dtype], "DECOUPLED": decoupled, "MAXIMIZE": True,
+                 "HAS_WD": True, "CHUNK": CHUNK, "BLOCK": BLOCK}
+        label = f"{dtype},decoupled={decoupled}" + (",lr=fp64" if lr == "fp64" else "")
+        specs.append(CompileSpec(adam_kernel, sig, const, label))
     return specs
 
 

@@ -186,3 +186,33 @@ def test_total_norm_comes_back_in_the_grads_dtype(dtype):
     assert_close(total.float(), want.float(), dtype=dtype, name="total_norm")
     for p, ref in zip(ours, theirs):
         assert_close(p.grad, ref.grad, dtype=dtype)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, math.inf])
+def test_fp64_grads_alone_and_beside_others_as_torch(norm_type):
+    # gradcheck users' fp64 gradients: normed and clipped in fp64 (1e150 squares past fp32's
+    # range), alone or beside fp32/fp16/bf16 ones, whose norms are each rounded to their own
+    # dtype while the total and the coefficient are fp64 (the promoted dtype), as torch.
+    gen = torch.Generator().manual_seed(3)
+    fp64 = torch.float64
+    cases = [[(torch.randn(40, generator=gen, dtype=fp64) * 1e150, fp64),
+              (torch.randn(5, generator=gen, dtype=fp64), fp64)],
+             [(torch.randn(33, generator=gen, dtype=fp64), fp64),
+              (torch.randn(4097, generator=gen) * 0.01, torch.float16),
+              (torch.randn(9, generator=gen), torch.bfloat16),
+              (torch.randn(6, generator=gen), torch.float32)]]
+    for case in cases:
+        ours = [tg.zeros(len(v), dtype=d, requires_grad=True) for v, d in case]
+        theirs = [torch.zeros(len(v), dtype=d, requires_grad=True) for v, d in case]
+        for p, q, (v, d) in zip(ours, theirs, case):
+            p.grad = tg.from_torch(v.to(d).to(DEVICE))
+            q.grad = v.to(d).clone()
+        want = torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type)
+        with recorded_launches() as launches:
+            total = clip_grad_norm_(ours, 0.5, norm_type)
+        assert len(launches) == 2
+        assert total.dtype == want.dtype == fp64
+        assert_close(total, want, dtype=fp64, name="total_norm")
+        for p, q in zip(ours, theirs):
+            assert p.grad.dtype == q.grad.dtype
+            assert_close(p.grad, q.grad, dtype=q.grad.dtype, name=f"{q.grad.dtype} grad")

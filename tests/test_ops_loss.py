@@ -11,6 +11,7 @@ import tritongrad as tg
 from tests.launches import recorded_launches
 from tritongrad.ops import loss as losses
 from tritongrad.testing import assert_parity
+from tritongrad.testing.parity import constant
 from tritongrad.testing.compare import assert_close
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -247,3 +248,29 @@ def test_mse_loss_takes_torchs_legacy_arguments_in_torchs_order():
             warnings.simplefilter("ignore", UserWarning)  # torch's deprecation notice
             want = F.mse_loss(x, y, *args)
         assert_close(losses.mse_loss(tx, ty, *args), want, dtype=torch.float32)
+
+
+# --- fp64 (gradcheck users) ---------------------------------------------------------
+# Logits 1e4 + O(1e-3): fp32's spacing at 1e4 is 1e-3, so an fp32 computation would miss
+# torch's fp64 loss and gradients by ~1e-4 relative, far past the fp64 tolerance.
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_fp64(reduction):
+    target = labels(6, 9, ignored=(1,))
+    weight = constant(torch.rand(9, dtype=torch.float64) + 0.5)  # no gradient, as torch
+    assert_parity(
+        lambda x, t, w: losses.cross_entropy(x, t, w, reduction=reduction, label_smoothing=0.1),
+        lambda x, t, w: F.cross_entropy(x, t, w, reduction=reduction, label_smoothing=0.1),
+        1e4 + 1e-3 * torch.randn(6, 9, dtype=torch.float64), target, weight,
+        dtype=torch.float64)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_linear_cross_entropy_fp64(monkeypatch, reduction):
+    monkeypatch.setattr(losses, "LINEAR_CE_CHUNK_ROWS", 4)  # 7 rows: 2 chunks accumulate dW
+    target = labels(7, 10, ignored=(2,))
+    assert_parity(
+        lambda h, w, t, b: losses.linear_cross_entropy(h, w, t, b, reduction=reduction),
+        lambda h, w, t, b: F.cross_entropy(F.linear(h, w, b), t, reduction=reduction),
+        torch.randn(7, 16, dtype=torch.float64), 0.3 * torch.randn(10, 16, dtype=torch.float64),
+        target, 1e4 + 1e-3 * torch.randn(10, dtype=torch.float64), dtype=torch.float64)

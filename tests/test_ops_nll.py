@@ -148,3 +148,25 @@ def test_unbatched_1d_input_as_torch(dtype, reduction):
         F.nll_loss(x, tg.from_torch(torch.tensor([1, 2])))
     with pytest.raises(tg.OutOfRangeError, match=r"Target 6 is out of bounds\."):
         F.nll_loss(x, tg.from_torch(torch.tensor(6)))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_nll_loss_fp64(reduction):
+    # fp64 in, fp64 out, computed in fp64 (torch in fp64 too): picked values 1e8, 1.5,
+    # -1e8, 1/3 add up to 1.83 in fp64, to 0.33 in fp32
+    values = torch.randn(5, 6, dtype=torch.float64)
+    target = torch.tensor([0, 2, 1, -100, 5])
+    values[0, 0], values[1, 2], values[2, 1], values[4, 5] = 1e8, 1.5, -1e8, 1.0 / 3.0
+    weight = torch.tensor([1.0, 2.0, 1.0, 0.5, 3.0, 1.0 / 3.0], dtype=torch.float64)
+    for kw in ({}, {"weight": weight}):
+        x = tg.from_torch(values, requires_grad=True)
+        loss = F.nll_loss(x, tg.from_torch(target), reduction=reduction,
+                          **{k: tg.from_torch(v) for k, v in kw.items()})
+        grad_output = torch.rand(loss.shape, dtype=torch.float64) + 0.5
+        loss.backward(tg.from_torch(grad_output))
+        ref_x = values.clone().requires_grad_()
+        ref = torch_F.nll_loss(ref_x, target, reduction=reduction, **kw)
+        ref.backward(grad_output)
+        assert loss.dtype == x.grad.dtype == torch.float64
+        assert_close(loss, ref.detach(), dtype=torch.float64, name="loss")
+        assert_close(x.grad, ref_x.grad, dtype=torch.float64, name="grad_input")

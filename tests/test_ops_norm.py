@@ -74,3 +74,16 @@ def test_norm_inside_a_graph():
 
 def test_references_registered():
     assert reference_for(Norm) is not None and reference_for(ClipNorm) is not None
+
+
+@pytest.mark.parametrize("p,dim", [(2, None), (2, 1), (math.inf, 0)])
+def test_norm_and_clip_norm_fp64(p, dim):
+    # fp64 (gradcheck users) is computed in fp64: rows of 1e150 square past fp32's range,
+    # so fp32 arithmetic would give inf norms and zero gradients here
+    x = torch.randn(5, 7, dtype=torch.float64)
+    x[::2] *= 1e150
+    assert_parity(lambda t: norm(t, p, dim), lambda t: torch.linalg.vector_norm(t, p, dim=dim),
+                  x, dtype=torch.float64)
+    if p == 2:
+        assert_parity(lambda t: clip_norm(t, 0.5, dim), lambda t: clip_norm_reference(t, 0.5, dim),
+                      x, dtype=torch.float64)

@@ -216,3 +216,31 @@ def test_bad_state_dict_or_grad_changes_nothing():
     with pytest.raises(tg.ShapeError, match="shape"):
         fresh.step()
     assert len(fresh.state) == 0
+
+
+@pytest.mark.parametrize("ours_cls,torch_cls,kwargs", [
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True,
+                            "weight_decay": 0.01}),
+    (Adam, torch.optim.Adam, {"lr": 0.01, "betas": (0.8, 0.95), "weight_decay": 0.1,
+                              "eps": 0.1}),
+], ids=["SGD", "Adam"])
+def test_fp64_params_step_in_fp64(ours_cls, torch_cls, kwargs):
+    # fp64 params: an fp64 device lr (a scheduler's new rate reaches it unrounded), fp64
+    # state, and torch.optim's fp64 results; fp32 params of the same group read the rate
+    # rounded to fp32, as from an fp32 one.
+    ours, theirs = make_params(dtype=torch.float64)
+    extra, extra_ref = make_params(shapes=[(4,)])
+    opt = ours_cls([{"params": ours + extra}], **kwargs)
+    topt = torch_cls([{"params": theirs + extra_ref}], foreach=False, **kwargs)
+    assert opt.lr_tensor(0).dtype == torch.float64
+    initial = [p.torch().clone() for p in ours]
+    sched = (StepLR(opt, step_size=2, gamma=0.3),
+             torch.optim.lr_scheduler.StepLR(topt, step_size=2, gamma=0.3))
+    run(opt, topt, ours + extra, theirs + extra_ref, steps=3, schedulers=[sched])
+    assert float(opt.lr_tensor(0)[0]) == opt.param_groups[0]["lr"]  # exact, not rounded
+    for p, ref, p0 in zip(ours, theirs, initial):
+        assert p.dtype == torch.float64
+        assert all(v.dtype == torch.float64 for k, v in opt.state[p].items() if k != "step")
+        # updates (~lr in size) at the fp64 tolerance: fp32 arithmetic misses them by ~1e-6
+        assert_close(p.torch() - p0, ref.detach() - p0, dtype=torch.float64, name="update")
+    assert_params_match(extra, extra_ref)

@@ -6,10 +6,13 @@ tolerance) and the same final weights.
 clip_grad_norm_ at a norm small enough that every step clips. Both models are
 nn.Sequential, so the Linear+ReLU pairs run fused on our side."""
 
+import itertools
+
 import pytest
 import torch
 
 import tritongrad as tg
+from tests.test_review_kernels import gpu_float_typing  # noqa: F401 (fixture: GPU typing)
 from tritongrad import nn, optim
 from tritongrad.testing import assert_close
 
@@ -100,3 +103,43 @@ def test_adam_cross_entropy_with_clipping_run_matches_torch():
                  name="pre-clip gradient norm")
     assert sum(losses[-5:]) < 0.7 * sum(losses[:5])
     assert_same_run(losses, torch_losses, ours, theirs)
+
+
+@pytest.mark.usefixtures("gpu_float_typing")
+
+
+def test_fp64_mlp_step_matches_torch():
+    """gradcheck users train in fp64: Linear -> ReLU -> Linear -> cross_entropy ->
+    clip_grad_norm_ -> Adam, 3 steps, every value fp64, against torch's fp64 run at the fp64
+    tolerance. Made so that fp32 arithmetic would show: the output bias sits near 1e4
+    (fp32's spacing there is 1e-3), so the logits' differences, the loss, its gradient and
+    that bias's own updates are lost in fp32; the updates of every parameter, divided by lr,
+    are O(1) values that an fp32 optimizer misses by ~1e-6."""
+    tg.manual_seed(4)
+    ours = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)).double()
+    theirs = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(),
+                                 torch.nn.Linear(16, 5)).double().to(DEVICE)
+    initial = {k: v.torch().clone() for k, v in ours.state_dict().items()}
+    initial["2.bias"] += 1e4
+    ours.load_state_dict(initial)
+    theirs.load_state_dict({k: v.clone() for k, v in initial.items()})
+    assert all(v.dtype == torch.float64 for v in initial.values())
+    data = [(x.double(), y) for x, y in itertools.islice(batches(5, classification=True), 3)]
+    lr = 1e-2
+    losses, torch_losses, norms, torch_norms = train_both(
+        ours, theirs, optim.Adam(ours.parameters(), lr=lr),
+        torch.optim.Adam(theirs.parameters(), lr=lr, foreach=False),
+        nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss(), data, max_norm=0.1)
+    assert all(n > 0.1 for n in torch_norms)  # every step clips
+    fp64 = torch.float64
+    assert_close(torch.tensor(losses, dtype=fp64), torch.tensor(torch_losses, dtype=fp64),
+                 dtype=fp64, name="per-step loss")
+    norms, torch_norms = torch.tensor(norms, dtype=fp64), torch.tensor(torch_norms, dtype=fp64)
+    assert_close(norms, torch_norms, dtype=fp64, name="pre-clip gradient norm")
+    # tighter than the table on purpose: an fp32 norm (6e-8 relative) would pass it
+    assert_close(norms, torch_norms, rtol=1e-10, atol=0.0, name="pre-clip norm (fp64)")
+    for (name, p), (_, q) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert p.dtype == fp64
+        assert_close(p, q.detach(), dtype=fp64, name=f"final {name}")
+        assert_close((p.torch() - initial[name]) / lr, (q.detach() - initial[name]) / lr,
+                     dtype=fp64, name=f"update of {name} / lr")

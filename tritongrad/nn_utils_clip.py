@@ -22,8 +22,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float,
     """Scale every ``.grad`` of ``parameters`` in place by
     min(1, max_norm / (total_norm + 1e-6)) and return total_norm (a 0-d Tensor in the
     gradients' promoted dtype, fp32 when there are none, as torch's), as
-    torch.nn.utils.clip_grad_norm_. The norm is accumulated in fp32 and, as torch's, rounded
-    to that dtype before the coefficient is formed (and the coefficient rounded to it too). Parameters without a grad are skipped; no grads give 0.
+    torch.nn.utils.clip_grad_norm_. The norm is accumulated in fp32 (fp64 when a gradient is
+    fp64, each other gradient's norm then rounded to its own dtype, as torch's) and, as
+    torch's, rounded to that dtype before the coefficient is formed (and the coefficient
+    rounded to it too). Parameters without a grad are skipped; no grads give 0.
     ``foreach`` is accepted for torch compatibility: the fused path is always used.
 
     With ``error_if_nonfinite=True`` a non-finite norm raises ValueCheckError before any

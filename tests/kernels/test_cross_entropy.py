@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 import tritongrad.kernels.cross_entropy as ce
 from tests.launches import recorded_launches
+from tests.test_review_kernels import gpu_float_typing  # noqa: F401 (fixture: GPU typing)
 from tritongrad.kernels._checks import DTypeError, OutOfRangeError, ShapeError
 from tritongrad.kernels.cross_entropy import cross_entropy_bwd, cross_entropy_fwd
 from tritongrad.testing.compare import assert_close
@@ -27,12 +28,14 @@ def _quiet_numpy():
 
 def reference(logits, target, reduction, grad_output, ignore_index=-100, label_smoothing=0.0,
               weight=None):
-    """torch in fp32 on the (already rounded) logits; results cast back to logits' dtype."""
-    x = logits.detach().float().requires_grad_()
+    """torch in fp32 (fp64 for fp64) on the (already rounded) logits; results cast back to
+    logits' dtype."""
+    compute = torch.promote_types(logits.dtype, torch.float32)
+    x = logits.detach().to(compute).requires_grad_()
     loss = F.cross_entropy(x, target, ignore_index=ignore_index, reduction=reduction,
                            label_smoothing=label_smoothing,
-                           weight=None if weight is None else weight.float())
-    loss.backward(grad_output.float())
+                           weight=None if weight is None else weight.to(compute))
+    loss.backward(grad_output.to(compute))
     return loss.detach().to(logits.dtype), x.grad.to(logits.dtype)
 
 
@@ -57,9 +60,23 @@ def check(logits, target, reduction, ignore_index=-100, label_smoothing=0.0, gra
         assert int(n_valid) == int((target != ignore_index).sum())
     elif reduction != "none":  # torch's 'mean' divisor: the valid rows' target weights
         valid = target != ignore_index
-        assert n_valid.dtype == torch.float32
-        assert_close(n_valid, weight.float()[target[valid]].sum(), dtype=torch.float32)
+        assert n_valid.dtype == torch.promote_types(dtype, torch.float32)
+        assert_close(n_valid, weight.to(n_valid.dtype)[target[valid]].sum(), dtype=n_valid.dtype)
     return loss, grad
+
+
+def assert_exact_fp64(ours, ref, name):
+    """Tighter than the table's fp64 row (1e-7), on purpose: a host scalar rounded to fp32
+    (label smoothing 0.1 is 1.5e-9 off there) moves the results by about 1e-9 relative,
+    inside the table's tolerance; fp64 arithmetic agrees with torch's to about 1e-15."""
+    assert_close(ours, ref, rtol=1e-12, atol=1e-15, name=name)
+
+
+def near_1e4(n_rows, n_cols):
+    """fp64 logits 1e4 + O(1e-3): fp32's spacing at 1e4 is 1e-3, so an fp32 computation
+    loses the differences the softmax sees and misses torch's fp64 loss and gradient by
+    about 1e-4 relative, far past the fp64 tolerance."""
+    return 1e4 + 1e-3 * torch.randn(n_rows, n_cols, dtype=torch.float64)
 
 
 def labels(n_rows, n_cols, ignored=(), ignore_index=-100):
@@ -268,8 +285,8 @@ def test_metadata_errors():
         cross_entropy_fwd(logits, torch.tensor([1, 2, 3]))
     with pytest.raises(ShapeError, match="2-D"):
         cross_entropy_fwd(torch.randn(2, 3, 4), torch.tensor([1, 2]))
-    with pytest.raises(DTypeError, match="float64"):
-        cross_entropy_fwd(logits.double(), torch.tensor([1, 2]))
+    with pytest.raises(DTypeError, match="int64"):  # fp64 is taken (computed in fp64)
+        cross_entropy_fwd(logits.long(), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match="label_smoothing"):
         cross_entropy_fwd(logits, torch.tensor([1, 2]), label_smoothing=1.5)
     with pytest.raises(ValueError, match="reduction"):
@@ -312,3 +329,59 @@ def test_class_weight_of_another_dtype_is_refused_as_torch():
             cross_entropy_fwd(logits, target, weight=torch.ones(5, dtype=weight_dtype))
     with pytest.raises(DTypeError, match="expected weight dtype bfloat16"):
         cross_entropy_fwd(logits.bfloat16(), target, weight=torch.ones(5))
+
+
+@pytest.mark.parametrize("blocks", ["one", "several"])
+def test_fp64_is_computed_in_fp64(monkeypatch, blocks):
+    # gradcheck users: fp64 logits, fp64 loss and gradient, every step in fp64 (with
+    # several column blocks the online softmax's running max and sum too)
+    if blocks == "several":
+        monkeypatch.setattr(ce, "MAX_BLOCK_C", 16)  # C = 40 takes 3 blocks
+    n_cols = 40 if blocks == "several" else 7
+    logits, target = near_1e4(5, n_cols), labels(5, n_cols, ignored=(2,))
+    for reduction, label_smoothing, prescale in (("mean", 0.1, True), ("mean", 0.0, False),
+                                                 ("sum", 0.0, False), ("none", 0.1, False)):
+        loss, grad = check(logits, target, reduction, label_smoothing=label_smoothing,
+                           prescale=prescale)
+        assert loss.dtype == grad.dtype == torch.float64
+    # the comparison can fail: the same logits computed in fp32 miss torch's fp64 gradient
+    _, grad32, n_valid = cross_entropy_fwd(logits.float(), target, prescale=True)
+    _, ref_grad = reference(logits, target, "mean", torch.tensor(1.0, dtype=torch.float64))
+    with pytest.raises(AssertionError, match="out of tolerance"):
+        assert_close(grad32.double(), ref_grad, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("blocks", ["one", "several"])
+def test_fp64_class_weights_and_divisor(monkeypatch, label_smoothing, blocks):
+    # The 'mean' divisor W sums target weights 1e8 + 1.5 - 1e8 + 1/3 in row order: fp64
+    # keeps the 1.83 that fp32 (spacing 8 at 1e8) loses, and both the loss and every
+    # gradient divide by it. n_valid is that fp64 sum.
+    if blocks == "several":
+        monkeypatch.setattr(ce, "MAX_BLOCK_C", 4)  # C = 7 takes 2 blocks
+    weight = torch.tensor([1e8, -1e8, 1.5, 0.25, 3.0, 1.0 / 3.0, 2.0], dtype=torch.float64)
+    target = torch.tensor([0, 2, 1, -100, 5])
+    logits = 3 * torch.randn(5, 7, dtype=torch.float64)
+    for prescale in (False, True):
+        check(logits, target, "mean", label_smoothing=label_smoothing, weight=weight,
+              prescale=prescale)
+    check(logits, target, "sum", label_smoothing=label_smoothing, weight=weight)
+
+
+@pytest.mark.usefixtures("gpu_float_typing")
+
+
+def test_fp64_label_smoothing_and_grad_output_are_exact():
+    # label smoothing (a host number, typed as a GPU launch types it) and a grad_output of
+    # 1/3 reach the fp64 kernels unrounded: agreement with torch far inside the table's fp64
+    # tolerance
+    logits, target = torch.randn(4, 9, dtype=torch.float64), labels(4, 9, ignored=(1,))
+    for reduction, grad_output in (("mean", torch.tensor(1.0 / 3.0, dtype=torch.float64)),
+                                   ("none", torch.rand(4, dtype=torch.float64) + 0.1)):
+        loss, grad_logits, n_valid = cross_entropy_fwd(logits, target, reduction=reduction,
+                                                       label_smoothing=0.1)
+        grad = cross_entropy_bwd(grad_output, grad_logits, n_valid, reduction)
+        ref_loss, ref_grad = reference(logits, target, reduction, grad_output,
+                                       label_smoothing=0.1)
+        assert_exact_fp64(loss, ref_loss, "loss")
+        assert_exact_fp64(grad, ref_grad, "grad_logits")

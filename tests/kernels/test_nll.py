@@ -26,11 +26,13 @@ def _quiet_numpy():
 
 
 def reference(input, target, reduction, grad_output, ignore_index=-100, weight=None):
-    """torch in fp32 on the (already rounded) input; results cast back to input's dtype."""
-    x = input.detach().float().requires_grad_()
+    """torch in fp32 (fp64 for fp64) on the (already rounded) input; results cast back to
+    input's dtype."""
+    compute = torch.promote_types(input.dtype, torch.float32)
+    x = input.detach().to(compute).requires_grad_()
     loss = F.nll_loss(x, target, ignore_index=ignore_index, reduction=reduction,
-                      weight=None if weight is None else weight.float())
-    loss.backward(grad_output.float())
+                      weight=None if weight is None else weight.to(compute))
+    loss.backward(grad_output.to(compute))
     return loss.detach().to(input.dtype), x.grad.to(input.dtype)
 
 
@@ -165,8 +167,8 @@ def test_metadata_errors_before_any_launch():
             nll_fwd(input, torch.tensor([1, 2, 3]))
         with pytest.raises(ShapeError, match="2-D"):
             nll_fwd(torch.randn(2, 3, 4), torch.tensor([1, 2]))
-        with pytest.raises(DTypeError, match="float64"):
-            nll_fwd(input.double(), torch.tensor([1, 2]))
+        with pytest.raises(DTypeError, match="int64"):  # fp64 is taken (computed in fp64)
+            nll_fwd(input.long(), torch.tensor([1, 2]))
         with pytest.raises(ValueError, match="reduction"):
             nll_fwd(input, torch.tensor([1, 2]), reduction="avg")
         with pytest.raises(ShapeError, match=r"weight tensor should be defined either for all 5 "
@@ -195,3 +197,25 @@ def test_weight_of_another_dtype_is_refused_as_torch():
                 nll_fwd(torch.randn(2, 5).to(in_dtype), torch.tensor([1, 2]),
                         weight=torch.ones(5, dtype=w_dtype))
     assert not launches
+
+
+def test_fp64_is_computed_in_fp64():
+    # Picked values 1e8, 1.5, -1e8, 1/3 (row order), and as the weighted 'mean' divisor
+    # target weights 1e8 + 1.5 - 1e8 + 1/3: fp64 keeps the 1.83 both add up to, which fp32
+    # (spacing 8 at 1e8) loses, in the loss and in every weighted gradient.
+    fp64 = torch.float64
+    target = torch.tensor([0, 2, 1, -100, 5])
+    input = torch.randn(5, 6, dtype=fp64)
+    input[0, 0], input[1, 2], input[2, 1], input[4, 5] = 1e8, 1.5, -1e8, 1.0 / 3.0
+    weight = torch.tensor([1e8, -1e8, 1.5, 0.25, 3.0, 1.0 / 3.0], dtype=fp64)
+    for reduction in REDUCTIONS:
+        check(input, target, reduction)
+        loss, grad = check(torch.randn(5, 6, dtype=fp64), target, reduction, weight=weight)
+        assert loss.dtype == grad.dtype == fp64
+    loss, divisor = nll_fwd(input, target, weight, reduction="mean")
+    assert divisor.dtype == fp64 and abs(float(divisor) - (1.5 + 1.0 / 3.0)) < 1e-7
+    assert float(nll_fwd(input, target, reduction="sum")[0]) == pytest.approx(
+        -(1.5 + 1.0 / 3.0), rel=1e-12)
+    # fp32 arithmetic on the same values loses the 1.83 (the comparison can fail)
+    assert float(nll_fwd(input.float(), target, reduction="sum")[0]) != pytest.approx(
+        -(1.5 + 1.0 / 3.0), rel=1e-3)

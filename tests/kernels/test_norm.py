@@ -8,6 +8,7 @@ import torch
 
 import tritongrad
 from tests.launches import recorded_launches
+from tests.test_review_kernels import gpu_float_typing  # noqa: F401 (fixture: GPU typing)
 from tritongrad.kernels import norm as norm_kernels
 from tritongrad.kernels._checks import LayoutError, ShapeError, ValueCheckError
 from tritongrad.testing.compare import assert_close
@@ -142,8 +143,8 @@ def test_clip_grad_norm_checks():
         norm_kernels.clip_grad_norm_([torch.randn(4, 6, device=DEVICE).t()], 1.0)
     with pytest.raises(norm_kernels.UnsupportedError, match="norm_type 1.0"):
         norm_kernels.clip_grad_norm_([torch.randn(4, device=DEVICE)], 1.0, norm_type=1)
-    with pytest.raises(TypeError, match="float64"):
-        norm_kernels.clip_grad_norm_([torch.randn(4, dtype=torch.float64, device=DEVICE)], 1.0)
+    with pytest.raises(TypeError, match="int64"):  # fp64 is taken (computed in fp64)
+        norm_kernels.clip_grad_norm_([torch.ones(4, dtype=torch.int64, device=DEVICE)], 1.0)
 
 
 def test_clip_grad_norm_rejects_the_same_gradient_twice():
@@ -271,3 +272,112 @@ def test_norm_whole_tensor_spans_several_chunks():
     assert_close(norm_kernels.clip_norm_bwd(grad, x, norms, 1.0), x_ref.grad, dtype=torch.float32)
     want = torch.linalg.vector_norm(x)
     assert_close(norm_kernels.norm_fwd(x, 2.0), want, dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------- fp64
+#
+# fp64 inputs are computed in fp64 (gradcheck users). Rows of size 1e150 square past fp32's
+# range (and past fp64's only at 1e154), so an fp32 computation gives inf norms and zero or
+# NaN results where torch's fp64 ones are finite: the fp64-tolerance comparisons below fail
+# for fp32 arithmetic. Host numbers (max_norm, eps) rounded to fp32 would move results by
+# about 1e-8 relative, inside the table's fp64 tolerance, so those cases are also compared
+# at 1e-12 (tighter than the table on purpose), with host numbers typed as a GPU launch
+# types them (the gpu_float_typing fixture: fp32 unless annotated tl.float64).
+
+FP64 = torch.float64
+HUGE = 1e150
+
+
+def assert_exact_fp64(ours, ref, name):
+    assert_close(ours, ref, rtol=1e-12, atol=0.0, name=name)
+
+
+def huge_rows(*shape):
+    """fp64 randn with every other row (dim 0) scaled to 1e150."""
+    x = torch.randn(*shape, dtype=FP64, device=DEVICE)
+    x[::2] *= HUGE
+    return x
+
+
+@pytest.mark.parametrize("p", [2.0, INF])
+@pytest.mark.parametrize("dim", [None, 1, 0])
+def test_fp64_norm_fwd_bwd(p, dim):
+    x = huge_rows(6, 37)[:, 3:]  # sliced: row stride 37
+    if dim is None:
+        x = x[1:2] * HUGE  # one row: a whole-tensor norm of 1e150 and a gradient of O(1)
+    x_ref = x.detach().clone().requires_grad_()
+    want = torch.linalg.vector_norm(x_ref, p, dim=dim)
+    grad = torch.randn(want.shape, dtype=FP64, device=DEVICE)
+    want.backward(grad)
+    got = norm_kernels.norm_fwd(x, p, dim)
+    assert got.dtype == FP64
+    assert_close(got, want, dtype=FP64, name="norm")
+    assert_close(norm_kernels.norm_bwd(grad, x, got, p, dim), x_ref.grad, dtype=FP64,
+                 name="grad_x")
+
+
+@pytest.mark.parametrize("dim", [None, 1])
+@pytest.mark.usefixtures("gpu_float_typing")
+def test_fp64_clip_norm_fwd_bwd(dim):
+    for x, max_norm in ((huge_rows(4, 9), 0.1), (torch.randn(4, 9, dtype=FP64), 0.1),
+                        (torch.randn(4, 9, dtype=FP64), 1e300)):
+        x_ref = x.detach().clone().requires_grad_()
+        want = clip_norm_reference(x_ref, max_norm, dim)
+        grad = torch.randn(x.shape, dtype=FP64, device=DEVICE)
+        want.backward(grad)
+        y, norms = norm_kernels.clip_norm_fwd(x, max_norm, dim)
+        assert norms.dtype == FP64
+        grad_x = norm_kernels.clip_norm_bwd(grad, x, norms, max_norm, dim)
+        assert_close(y, want, dtype=FP64, name="y")
+        assert_close(grad_x, x_ref.grad, dtype=FP64, name="grad_x")
+        if x.abs().max() < 10:  # ordinary sizes: max_norm reaches the kernels unrounded
+            assert_exact_fp64(y, want, "y")
+            assert_exact_fp64(grad_x, x_ref.grad, "grad_x")
+
+
+@pytest.mark.parametrize("norm_type", [2.0, INF])
+@pytest.mark.usefixtures("gpu_float_typing")
+def test_fp64_clip_grad_norm_matches_torch(norm_type):
+    grads = [huge_rows(3, 5), torch.randn(7, dtype=FP64, device=DEVICE),
+             torch.randn(2 * norm_kernels.CHUNK + 1, dtype=FP64, device=DEVICE) * HUGE]
+    want_total, want_grads = torch_clip(grads, 1.0, norm_type)
+    with recorded_launches() as launches:
+        total = norm_kernels.clip_grad_norm_(grads, 1.0, norm_type)
+    assert len(launches) == 2
+    assert total.dtype == FP64  # the default out dtype of an fp64 list
+    assert_close(total, want_total, dtype=FP64, name="total_norm")
+    for i, (got, want) in enumerate(zip(grads, want_grads)):
+        assert_close(got, want, dtype=FP64, name=f"grad {i}")
+    # ordinary sizes, max_norm 0.3: the clip coefficient is formed in fp64 from exact numbers
+    grads = [torch.randn(5, dtype=FP64, device=DEVICE), torch.randn(3, 3, dtype=FP64)]
+    want_total, want_grads = torch_clip(grads, 0.3, norm_type)
+    assert_exact_fp64(norm_kernels.clip_grad_norm_(grads, 0.3, norm_type), want_total, "total")
+    for got, want in zip(grads, want_grads):
+        assert_exact_fp64(got, want, "grad")
+
+
+@pytest.mark.usefixtures("gpu_float_typing")
+
+
+def test_mixed_list_with_fp64_rounds_each_norm_to_its_dtype():
+    # torch: each tensor's norm in its own dtype, the total in the promoted dtype (fp64),
+    # the coefficient in fp64, and each gradient scaled in its dtype (fp16/bf16/fp32 by the
+    # coefficient rounded to fp32). The fp16 and bf16 norms' rounding shows at the fp64
+    # tolerance; the fp32 norm's (sqrt(2) rounded, 1e-8 relative) only at 1e-12.
+    grads = [torch.randn(33, dtype=FP64, device=DEVICE),
+             torch.randn(7, device=DEVICE).half(), torch.randn(9, device=DEVICE).bfloat16(),
+             torch.ones(2, device=DEVICE), torch.randn(4, dtype=FP64, device=DEVICE)]
+    originals = [g.clone() for g in grads]
+    want_total, want_grads = torch_clip(grads, 0.5, 2.0)
+    assert want_total.dtype == FP64
+    total = norm_kernels.clip_grad_norm_(grads, 0.5)
+    assert total.dtype == FP64
+    assert_exact_fp64(total, want_total, "total_norm")
+    for i, (got, want) in enumerate(zip(grads, want_grads)):
+        assert got.dtype == want.dtype
+        assert_close(got, want, dtype=got.dtype, name=f"grad {i}")
+    assert_exact_fp64(grads[0], want_grads[0], "fp64 grad")
+    # the comparison can fail: without the per-tensor rounding the total is off
+    unrounded = torch.linalg.vector_norm(torch.cat([g.double().reshape(-1) for g in originals]))
+    with pytest.raises(AssertionError, match="out of tolerance"):
+        assert_close(unrounded, want_total, dtype=FP64)

@@ -5,6 +5,7 @@ import torch
 
 import tritongrad
 from tests.launches import recorded_launches
+from tests.test_review_kernels import gpu_float_typing  # noqa: F401 (fixture: GPU typing)
 from tritongrad.kernels import optim as optim_kernels
 from tritongrad.kernels._checks import LayoutError, ShapeError
 from tritongrad.kernels.norm import UnsupportedError
@@ -16,13 +17,17 @@ SHAPES = [(1,), (3, 7), (optim_kernels.CHUNK + 3,), (2, 5, 3)]
 
 
 def run_pair(kind, torch_kwargs, dtype=torch.float32, steps=20, lr=0.01, ref_dtype=None,
-             grad_floor=0.0):
+             grad_floor=0.0, initial=None):
     """Our launcher and torch.optim (foreach=False, in ref_dtype) from the same params and
-    grads; grad_floor pushes |grad| away from 0."""
+    grads; grad_floor pushes |grad| away from 0. ``initial``: a list that receives copies of
+    the starting params. fp64 params get an fp64 lr tensor."""
     torch.manual_seed(0)
     params = [torch.randn(s, device=DEVICE).to(dtype) for s in SHAPES]
+    if initial is not None:
+        initial.extend(p.clone() for p in params)
     ref = [p.detach().to(ref_dtype or dtype, copy=True).requires_grad_() for p in params]
-    lr_tensor = torch.full((1,), lr, dtype=torch.float32, device=DEVICE)
+    lr_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    lr_tensor = torch.full((1,), lr, dtype=lr_dtype, device=DEVICE)
     slots = [optim_kernels.new_step_slots(p) for p in params]
     buf_a = [torch.zeros_like(p) for p in params]
     buf_b = [torch.zeros_like(p) for p in params]
@@ -152,4 +157,64 @@ def test_checks():
     with pytest.raises(ShapeError, match="momentum"):
         optim_kernels.sgd_step_([p], [p], None, None, lr, momentum=0.9)
     with pytest.raises(TypeError, match="lr"):
-        optim_kernels.sgd_step_([p], [p], None, None, lr.double())
+        optim_kernels.sgd_step_([p], [p], None, None, lr.half())
+    with pytest.raises(TypeError, match="float64 params need a float64 lr"):  # fp32 is inexact
+        optim_kernels.sgd_step_([p.double()], [p.double()], None, None, lr)
+
+
+FP64_CASES = [
+    ("sgd", {"momentum": 0.9, "dampening": 0.3, "weight_decay": 0.05}),
+    ("sgd", {"momentum": 0.8, "nesterov": True, "weight_decay": 0.01, "maximize": True}),
+    # eps near sqrt(v): its rounding would show in the updates
+    ("adam", {"weight_decay": 0.3, "betas": (0.8, 0.99), "eps": 0.1}),
+    ("adamw", {"weight_decay": 0.3, "betas": (0.7, 0.9), "eps": 0.3}),
+]
+
+
+@pytest.mark.parametrize("kind,kwargs", FP64_CASES, ids=str)
+@pytest.mark.usefixtures("gpu_float_typing")
+def test_fp64_params_match_torch(kind, kwargs):
+    """fp64 params: fp64 state, math and host numbers, against torch.optim in fp64. Updates
+    p - p0 (about lr = 0.01 in size) are compared: an fp32 computation rounds p by ~1e-8,
+    1e-6 of an update, past the fp64 tolerance. A host number rounded to fp32 (lr, betas,
+    eps, weight decay: up to 6e-8 relative) hides inside that tolerance, so the updates are
+    also compared at 1e-10 (tighter than the table on purpose), with host numbers typed as
+    a GPU launch types them (gpu_float_typing)."""
+    initial = []
+    params, ref, opt, bufs, slots, launches = run_pair(kind, kwargs, dtype=torch.float64,
+                                                       steps=3, initial=initial)
+    assert launches == 3
+    for p, r, p0, b in zip(params, ref, initial, bufs):
+        assert p.dtype == b.dtype == torch.float64
+        assert_close(p, r.detach(), dtype=torch.float64, name="param")
+        assert_close(p - p0, r.detach() - p0, dtype=torch.float64, name="update")
+        assert_close(p - p0, r.detach() - p0, rtol=1e-10, atol=0.0, name="update (exact)")
+        state = opt.state[r]["momentum_buffer" if kind == "sgd" else "exp_avg"]
+        assert_close(b, state, rtol=1e-12, atol=0.0, name="state")
+
+
+@pytest.mark.usefixtures("gpu_float_typing")
+
+
+def test_fp64_and_fp32_params_share_an_fp64_lr():
+    # A group holding both reads one fp64 rate: fp64 params get it exactly, fp32 ones
+    # rounded to fp32, exactly as from an fp32 rate tensor.
+    p32 = torch.randn(6, device=DEVICE)
+    p64 = torch.randn(5, dtype=torch.float64, device=DEVICE)
+    grads = [torch.randn(6, device=DEVICE), torch.randn(5, dtype=torch.float64, device=DEVICE)]
+    lr64 = torch.full((1,), 0.1, dtype=torch.float64, device=DEVICE)
+    lr32 = torch.full((1,), 0.1, device=DEVICE)
+    alone = p32.clone()
+    optim_kernels.adam_step_([alone], grads[:1], [torch.zeros(6)], [torch.zeros(6)],
+                             [optim_kernels.new_step_slots(alone)], lr32)
+    params = [p32.clone(), p64.clone()]
+    with recorded_launches() as launches:
+        optim_kernels.adam_step_(params, grads, [torch.zeros_like(p) for p in params],
+                                 [torch.zeros_like(p) for p in params],
+                                 [optim_kernels.new_step_slots(p) for p in params], lr64)
+    assert len(launches) == 2
+    assert torch.equal(params[0], alone)
+    ref = p64.clone().requires_grad_()
+    ref.grad = grads[1].clone()
+    torch.optim.Adam([ref], lr=0.1, foreach=False).step()
+    assert_close(params[1] - p64, ref.detach() - p64, rtol=1e-10, atol=0.0, name="update")

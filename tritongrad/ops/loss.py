@@ -211,7 +211,8 @@ class LinearCrossEntropy(Function):
         ctx.reduction, ctx.ignore_index, ctx.label_smoothing = reduction, ignore_index, \
             label_smoothing
         n_rows, n_cols = h.shape[0], w.shape[0]
-        row_dtype = h.dtype if reduction == "none" else torch.float32
+        acc_dtype = ce.compute_dtype(h.dtype)  # fp32, fp64 for fp64
+        row_dtype = h.dtype if reduction == "none" else acc_dtype
         row_loss = torch.empty((n_rows,), dtype=row_dtype, device=h.device)
         errors = ce.new_label_errors(h.device)
         needs = ctx.needs_input_grad
@@ -221,10 +222,11 @@ class LinearCrossEntropy(Function):
         eager_grads = reduction != "none" and (need_hidden or need_weight or need_bias)
         grad_hidden = torch.empty(h.shape, dtype=h.dtype, device=h.device) \
             if eager_grads and need_hidden else None
-        # Accumulated over chunks: kept in fp32, cast to the parameter dtype when scaled.
-        grad_weight = torch.zeros(w.shape, dtype=torch.float32, device=h.device) \
+        # Accumulated over chunks: kept in fp32 (fp64 for fp64), cast to the parameter dtype
+        # when scaled.
+        grad_weight = torch.zeros(w.shape, dtype=acc_dtype, device=h.device) \
             if eager_grads and (need_weight or need_bias) else None
-        grad_bias = torch.zeros((n_cols,), dtype=torch.float32, device=h.device) \
+        grad_bias = torch.zeros((n_cols,), dtype=acc_dtype, device=h.device) \
             if eager_grads and need_bias else None
         _chunked_pass(h, w, t, b, ignore_index, label_smoothing, errors, row_loss=row_loss,
                       grad_hidden=grad_hidden, grad_weight=grad_weight, grad_bias=grad_bias,
@@ -269,9 +271,10 @@ class LinearCrossEntropy(Function):
         needs = ctx.needs_input_grad
         need_bias = b is not None and needs[3]
         grad_hidden = torch.empty(h.shape, dtype=h.dtype, device=h.device) if needs[0] else None
-        grad_weight = torch.zeros(w.shape, dtype=torch.float32, device=h.device) \
+        acc_dtype = ce.compute_dtype(h.dtype)
+        grad_weight = torch.zeros(w.shape, dtype=acc_dtype, device=h.device) \
             if needs[1] or need_bias else None
-        grad_bias = torch.zeros((w.shape[0],), dtype=torch.float32, device=h.device) \
+        grad_bias = torch.zeros((w.shape[0],), dtype=acc_dtype, device=h.device) \
             if need_bias else None
         # Labels were checked in forward.
         _chunked_pass(h, w, t, b, ctx.ignore_index, ctx.label_smoothing,
@@ -314,8 +317,8 @@ def _chunked_pass(h, w, t, b, ignore_index, label_smoothing, errors, *, row_loss
     n_rows, n_cols = h.shape[0], w.shape[0]
     chunk = _chunk_rows(n_rows, n_cols, h.shape[1])
     weight_t = w.T  # a view: matmul reads strides
-    scratch_loss = torch.empty((min(chunk, n_rows),), dtype=torch.float32, device=h.device) \
-        if row_loss is None else None
+    scratch_loss = torch.empty((min(chunk, n_rows),), dtype=ce.compute_dtype(h.dtype),
+                               device=h.device) if row_loss is None else None
     grad_buffer = torch.empty((min(chunk, n_rows), n_cols), dtype=h.dtype, device=h.device) \
         if want_grad else None
     for start in range(0, n_rows, chunk):

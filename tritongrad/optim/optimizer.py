@@ -2,9 +2,11 @@
 fused multi-tensor kernels.
 
 Each group keeps its learning rate twice: ``group["lr"]`` (a Python float, what users and
-schedulers read and write) and a 1-element fp32 device tensor that the kernels read. A
-changed ``group["lr"]`` is copied host->device before the next step (schedulers copy at
-once), so a captured CUDA graph that replays ``step()`` sees every new rate.
+schedulers read and write) and a 1-element fp32 device tensor that the kernels read (fp64
+when the group holds fp64 parameters, whose updates are computed in fp64 with the exact
+rate; its fp32 parameters read it rounded to fp32, as ever). A changed ``group["lr"]`` is
+copied host->device before the next step (schedulers copy at once), so a captured CUDA
+graph that replays ``step()`` sees every new rate.
 """
 
 from __future__ import annotations
@@ -110,8 +112,10 @@ class Optimizer:
             raise OptimizerError("some parameters appear in more than one parameter group")
         self._validate_group(group)
         device = params[0]._data.device if params else torch.device("cpu")
+        lr_dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) \
+            else torch.float32
         self.param_groups.append(group)
-        self._lr_tensors.append(torch.zeros((1,), dtype=torch.float32, device=device))
+        self._lr_tensors.append(torch.zeros((1,), dtype=lr_dtype, device=device))
         self._lr_on_device.append(None)
         self._sync_lr(len(self.param_groups) - 1)
 
@@ -126,12 +130,13 @@ class Optimizer:
         lr = float(self.param_groups[index]["lr"])
         device_lr = self._lr_tensors[index]
         if force or self._lr_on_device[index] != lr:
-            device_lr.copy_(torch.tensor([lr], dtype=torch.float32))  # host -> device
+            device_lr.copy_(torch.tensor([lr], dtype=device_lr.dtype))  # host -> device
             self._lr_on_device[index] = lr
         return device_lr
 
     def lr_tensor(self, index: int = 0) -> torch.Tensor:
-        """The 1-element fp32 device tensor the kernels of group ``index`` read."""
+        """The 1-element device tensor the kernels of group ``index`` read: fp32, or fp64
+        when the group holds fp64 parameters."""
         return self._sync_lr(index)
 
     # --- stepping ---------------------------------------------------------------------

@@ -312,9 +312,9 @@ def _loss_cases() -> list:
                     spec((7, 13), reduction="none")),
                    gradcheck_spec=spec((2, 3), reduction="none")),
         ParityCase("cross_entropy", loss.CrossEntropy, ce_args, ce_specs,
-                   dtypes=(FP32, FP16, BF16)),
+                   gradcheck_spec=spec((3, 4), reduction="mean", smoothing=0.1, weighted=True)),
         ParityCase("linear_cross_entropy", loss.LinearCrossEntropy, lce_args, lce_specs,
-                   dtypes=(FP32, FP16, BF16)),
+                   gradcheck_spec=spec((2, 3), (4, 3), (4,), reduction="mean")),
     ] + _bce_cases() + _nll_cases()
 
 
@@ -332,7 +332,7 @@ def _nll_cases() -> list:
                        (spec((6, 10), reduction="mean"), spec((6, 10), reduction="sum"),
                         spec((6, 10), reduction="none", weighted=True),
                         spec((6, 10), reduction="mean", weighted=True)),
-                       dtypes=(FP32, FP16, BF16))]
+                       gradcheck_spec=spec((3, 4), reduction="mean", weighted=True))]
 
 
 def _activation_cases() -> list:
@@ -397,11 +397,11 @@ def _norm_cases() -> list:
         ParityCase("norm", norm.Norm, norm_args,
                    (spec((7, 13), p=2.0, dim=None), spec((7, 13), p=2.0, dim=1, keepdim=True),
                     spec((7, 13), p=inf, dim=None), spec((7, 13), p=inf, dim=0)),
-                   dtypes=(FP32, FP16, BF16)),
+                   gradcheck_spec=spec((3, 4), p=2.0, dim=1)),
         ParityCase("clip_norm", norm.ClipNorm, clip_args,
                    (spec((7, 13), max_norm=2.0, dim=None), spec((7, 13), max_norm=100.0, dim=None),
                     spec((7, 13), max_norm=2.0, dim=1)),
-                   dtypes=(FP32, FP16, BF16)),
+                   gradcheck_spec=spec((3, 4), max_norm=0.5, dim=None)),
     ]
 
 
@@ -473,6 +473,12 @@ def _layer_norm_cases() -> list:
     return layer_norm_cases()
 
 
+def _moments_cases() -> list:
+    from .ref_moments import moments_cases
+
+    return moments_cases()
+
+
 def _conv_cases() -> list:
     from .ref_conv import conv_cases
 
@@ -483,12 +489,6 @@ def _pool_cases() -> list:
     from .ref_pool import pool_cases
 
     return pool_cases()
-
-
-def _moments_cases() -> list:
-    from .ref_moments import moments_cases
-
-    return moments_cases()
 
 
 def _embedding_cases() -> list:
@@ -561,7 +561,9 @@ def _join_select_cases() -> list:
 _BUILTIN_FAMILIES = (_core_cases, _matmul_cases, _activation_cases, _unary_math_cases,
                      _loss_cases, _norm_cases,
                      _reduction_cases, _nn_cases, _join_select_cases, _layer_norm_cases,
-                     _moments_cases, _embedding_cases, _gather_cases, _conv_cases, _pool_cases)
+                     _moments_cases,
+                     _embedding_cases, _pool_cases, _gather_cases,
+                     _conv_cases)
 ENV_VAR = "TRITONGRAD_PARITY_CASES"
 
 
