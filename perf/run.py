@@ -27,6 +27,7 @@ from perf import (  # noqa: E402
     bench_cross_entropy,
     bench_elementwise,
     bench_layer_norm,
+    bench_layers,
     bench_matmul,
     bench_optim,
     bench_train_step,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "optim": bench_optim.run,
     "torch_compile": bench_train_step.run_torch_compile,
     "layer_norm": bench_layer_norm.run,  # no target: after everything that has one
+    "layers": bench_layers.run,  # no target: conv2d, max_pool2d, batch_norm, embedding
 }
 # The benchmarks with an issue target; --targets runs only their target cases.
 TARGET_BENCHMARKS = ["train_step", "matmul", "cross_entropy", "clip", "elementwise"]
