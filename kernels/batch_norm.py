@@ -67,7 +67,9 @@ from .moments import (
     merge_moments,
     plan_splits,
     row_moments,
+    split_bounds,
     stats_dtype,
+    stats_type,
 )
 from .reduction import _blocks, _single_stride
 
@@ -109,14 +111,9 @@ def batch_norm_stats_kernel(
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     row_mask = rows < n_rows
-    splits = tl.arange(0, BLOCK_S).to(tl.int64)
-    mask = row_mask[:, None] & (splits < n_splits)[None, :]
-    offsets = rows[:, None] * n_splits + splits[None, :]
-    mean, m2 = merge_moments(tl.load(mean_part_ptr + offsets, mask=mask, other=0.0),
-                             tl.load(m2_part_ptr + offsets, mask=mask, other=0.0), mask, splits,
-                             n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits)
-    shift = tl.load(x_ptr + rows * stride_xr, mask=row_mask, other=0.0).to(mean.dtype)
-    mean = shift + mean
+    mean, m2 = merge_moments(mean_part_ptr, m2_part_ptr, x_ptr, rows, row_mask, n_splits,
+                             n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits,
+                             stride_xr, BLOCK_S)
     count = tl.zeros([BLOCK_R], dtype=m2.dtype) + (n_outer * n_inner).to(m2.dtype)
     tl.store(mean_ptr + rows, mean, mask=row_mask)
     tl.store(var_ptr + rows, div_rn(m2, count), mask=row_mask)
@@ -155,10 +152,8 @@ def batch_norm_fwd_kernel(
     pid_s = tl.program_id(1).to(tl.int64)
     rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     row_mask = rows < n_rows
-    outer_start = (pid_s // n_inner_splits) * outer_per_split
-    outer_end = tl.minimum(outer_start + outer_per_split, n_outer)
-    inner_start = (pid_s % n_inner_splits) * inner_per_split
-    inner_end = tl.minimum(inner_start + inner_per_split, n_inner)
+    outer_start, outer_end, inner_start, inner_end = split_bounds(
+        pid_s, n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits)
     mean = upcast(tl.load(mean_ptr + rows, mask=row_mask, other=0.0))  # fp64 for fp64 x
     var = tl.load(var_ptr + rows, mask=row_mask, other=0.0).to(mean.dtype)
     scale = rstd_of(var, eps)
@@ -206,10 +201,8 @@ def batch_norm_grad_sums_kernel(
     n_splits = tl.num_programs(1)
     rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     row_mask = rows < n_rows
-    outer_start = (pid_s // n_inner_splits) * outer_per_split
-    outer_end = tl.minimum(outer_start + outer_per_split, n_outer)
-    inner_start = (pid_s % n_inner_splits) * inner_per_split
-    inner_end = tl.minimum(inner_start + inner_per_split, n_inner)
+    outer_start, outer_end, inner_start, inner_end = split_bounds(
+        pid_s, n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits)
     acc_g = tl.zeros([BLOCK_R, BLOCK_O * BLOCK_C], dtype=g_part_ptr.dtype.element_ty)
     acc_gxc = tl.zeros([BLOCK_R, BLOCK_O * BLOCK_C], dtype=g_part_ptr.dtype.element_ty)
     if READ_X:
@@ -297,10 +290,8 @@ def batch_norm_bwd_kernel(
     pid_s = tl.program_id(1).to(tl.int64)
     rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     row_mask = rows < n_rows
-    outer_start = (pid_s // n_inner_splits) * outer_per_split
-    outer_end = tl.minimum(outer_start + outer_per_split, n_outer)
-    inner_start = (pid_s % n_inner_splits) * inner_per_split
-    inner_end = tl.minimum(inner_start + inner_per_split, n_inner)
+    outer_start, outer_end, inner_start, inner_end = split_bounds(
+        pid_s, n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits)
     var = upcast(tl.load(var_ptr + rows, mask=row_mask, other=0.0))  # fp64 for fp64 x
     rstd = rstd_of(var, eps)
     scale = rstd
@@ -639,10 +630,6 @@ PAIRINGS = [("fp32", "fp32"), ("fp16", "fp16"), ("bf16", "bf16"), ("fp64", "fp64
 NCHW, BN1D, PACKED = (1, 1, ELEMENTWISE_TILE), (256, 1, 4), (4, 32, 8)
 
 
-def _stats(x_t: str) -> str:
-    return "fp64" if x_t == "fp64" else "fp32"
-
-
 def _specs() -> list[CompileSpec]:
     """Each kernel in each dtype pairing, with the statistics of training (fp32 / fp64) and
     of eval (the running ones, in the parameters' dtype), in the NCHW walk; the BN1d and
@@ -650,7 +637,7 @@ def _specs() -> list[CompileSpec]:
     changes only loads, upcasts and stores, which the first set covers."""
     specs = []
     for x_t, p_t in PAIRINGS:
-        stats = _stats(x_t)
+        stats = stats_type(x_t)
         for update in (True, False):
             if update or x_t in ("fp32", "bf16"):
                 specs.append(_stats_spec(x_t, p_t if update else stats, update))
@@ -689,7 +676,7 @@ def _walk_label(walk: tuple) -> str:
 
 
 def _stats_spec(x_t: str, running_t: str, update: bool) -> CompileSpec:
-    stats = _stats(x_t)
+    stats = stats_type(x_t)
     sig = {"mean_ptr": "*" + stats, "var_ptr": "*" + stats, "running_mean_ptr": "*" + running_t,
            "running_var_ptr": "*" + running_t, "mean_part_ptr": "*" + stats,
            "m2_part_ptr": "*" + stats, "x_ptr": "*" + x_t, "momentum": "fp64",
@@ -716,7 +703,7 @@ def _fwd_spec(x_t: str, p_t: str, mean_t: str, has_w: bool, has_b: bool,
 
 
 def _sums_spec(x_t: str, mean_t: str, read_x: bool, walk: tuple) -> CompileSpec:
-    acc = _stats(x_t)
+    acc = stats_type(x_t)
     sig = {"g_part_ptr": "*" + acc, "gxc_part_ptr": "*" + acc, "dy_ptr": "*" + x_t,
            "x_ptr": "*" + x_t, "mean_ptr": "*" + mean_t, **_SPLIT_SIG, **_LAYOUT_SIG,
            **_DY_SIG, "READ_X": "constexpr", "BLOCK_R": "constexpr", "BLOCK_O": "constexpr",
@@ -728,7 +715,7 @@ def _sums_spec(x_t: str, mean_t: str, read_x: bool, walk: tuple) -> CompileSpec:
 
 def _dx_spec(x_t: str, p_t: str, mean_t: str, training: bool, has_w: bool,
              walk: tuple) -> CompileSpec:
-    acc = _stats(x_t)
+    acc = stats_type(x_t)
     sig = {"dx_ptr": "*" + x_t, "dy_ptr": "*" + x_t, "x_ptr": "*" + x_t,
            "mean_ptr": "*" + mean_t, "var_ptr": "*" + mean_t,
            "w_ptr": "*" + (p_t if has_w else x_t), "sum_g_ptr": "*" + acc,

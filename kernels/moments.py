@@ -71,6 +71,20 @@ MERGE_TILE = 4096
 
 
 @triton.jit
+def split_bounds(split, n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits):
+    """(outer_start, outer_end, inner_start, inner_end): split ``split`` (a program's pid_s,
+    or a tile of split indices) covers outer indices [outer_start, outer_end) and inner
+    indices [inner_start, inner_end), as plan_splits cut them: split = so * n_inner_splits
+    + si takes outer [so * outer_per_split, + outer_per_split) and inner [si *
+    inner_per_split, + inner_per_split), clipped to n_outer and n_inner."""
+    outer_start = (split // n_inner_splits) * outer_per_split
+    outer_end = tl.minimum(outer_start + outer_per_split, n_outer)
+    inner_start = (split % n_inner_splits) * inner_per_split
+    inner_end = tl.minimum(inner_start + inner_per_split, n_inner)
+    return outer_start, outer_end, inner_start, inner_end
+
+
+@triton.jit
 def moments_kernel(
     out_ptr, mean_ptr, m2_ptr, x_ptr, dof: tl.float64,
     n_rows, n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits,
@@ -100,10 +114,8 @@ def moments_kernel(
     n_splits = tl.num_programs(1)
     rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     row_mask = rows < n_rows
-    outer_start = (pid_s // n_inner_splits) * outer_per_split
-    outer_end = tl.minimum(outer_start + outer_per_split, n_outer)
-    inner_start = (pid_s % n_inner_splits) * inner_per_split
-    inner_end = tl.minimum(inner_start + inner_per_split, n_inner)
+    outer_start, outer_end, inner_start, inner_end = split_bounds(
+        pid_s, n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits)
     cols = tl.arange(0, BLOCK_O * BLOCK_C)
     col_outer = (cols // BLOCK_C).to(tl.int64)
     col_inner = (cols % BLOCK_C).to(tl.int64)
@@ -135,34 +147,50 @@ def moments_kernel(
             m2 = m2 + block_m2 + delta * delta * (n_seen * n_block / n_total)
             n_seen = n_total
     if FINAL:
-        var = div_rn(m2, tl.full([BLOCK_R], dof, tl.float64).to(m2.dtype))
-        if TAKE_SQRT:
-            var = sqrt_rn(var)
-        tl.store(out_ptr + rows, cast_to(var, out_ptr.dtype.element_ty), mask=row_mask)
-        tl.store(mean_ptr + rows, shift + mean, mask=row_mask)
+        store_var(out_ptr, mean_ptr, rows, row_mask, shift + mean, m2, dof, TAKE_SQRT)
     else:
         tl.store(mean_ptr + rows * n_splits + pid_s, mean, mask=row_mask)
         tl.store(m2_ptr + rows * n_splits + pid_s, m2, mask=row_mask)
 
 
 @triton.jit
-def merge_moments(part_mean, part_m2, mask, splits, n_outer, n_inner, outer_per_split,
-                  inner_per_split, n_inner_splits):
-    """(mean, M2) of each row from a [BLOCK_R, BLOCK_S] tile of moments_kernel's
-    per-split partials (split index ``splits`` along axis 1, ``mask`` the loaded lanes;
-    masked lanes 0), by the parallel update of the module docstring. The mean is of the
-    shifted data, as the partials are."""
+def merge_moments(mean_parts, m2_parts, x, rows, row_mask, n_splits, n_outer, n_inner,
+                  outer_per_split, inner_per_split, n_inner_splits, stride_xr,
+                  BLOCK_S: tl.constexpr):
+    """(mean, M2) of each of ``rows`` (row_mask: those < n_rows) from moments_kernel's
+    per-split partials, by the parallel update of the module docstring. mean_parts,
+    m2_parts: pointers to the (n_rows, n_splits <= BLOCK_S) contiguous fp32 (fp64)
+    partials, of x - x[r, 0, 0]; x: the pointer moments_kernel read (rows stride
+    stride_xr), read here for that shift only, which the mean gets back. The split
+    arguments are those moments_kernel ran with."""
+    splits = tl.arange(0, BLOCK_S).to(tl.int64)
+    mask = row_mask[:, None] & (splits < n_splits)[None, :]
+    offsets = rows[:, None] * n_splits + splits[None, :]
+    part_mean = tl.load(mean_parts + offsets, mask=mask, other=0.0)
+    part_m2 = tl.load(m2_parts + offsets, mask=mask, other=0.0)
     # each split's element count, as moments_kernel cut them
-    outer_start = (splits // n_inner_splits) * outer_per_split
-    inner_start = (splits % n_inner_splits) * inner_per_split
-    count = (tl.minimum(outer_per_split, n_outer - outer_start)
-             * tl.minimum(inner_per_split, n_inner - inner_start)).to(part_mean.dtype)
+    outer_start, outer_end, inner_start, inner_end = split_bounds(
+        splits, n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits)
+    count = ((outer_end - outer_start) * (inner_end - inner_start)).to(part_mean.dtype)
     count = tl.where(mask, count[None, :], 0.0)
     weighted = tl.sum(part_mean * count, axis=1)
     mean = weighted / (n_outer * n_inner).to(weighted.dtype)
     centred = tl.where(mask, part_mean - mean[:, None], 0.0)
     m2 = tl.sum(part_m2, axis=1) + tl.sum(count * centred * centred, axis=1)
-    return mean, m2
+    shift = tl.load(x + rows * stride_xr, mask=row_mask, other=0.0).to(mean.dtype)
+    return shift + mean, m2
+
+
+@triton.jit
+def store_var(out, mean_out, rows, row_mask, mean, m2, dof, TAKE_SQRT: tl.constexpr):
+    """A var / std's last step (moments_kernel's FINAL and moments_merge_kernel): out[rows]
+    = M2 / dof (its sqrt when TAKE_SQRT) in out's dtype and mean_out[rows] = mean, both
+    pointers to (n_rows,) tensors."""
+    var = div_rn(m2, tl.full(m2.shape, dof, tl.float64).to(m2.dtype))
+    if TAKE_SQRT:
+        var = sqrt_rn(var)
+    tl.store(out + rows, cast_to(var, out.dtype.element_ty), mask=row_mask)
+    tl.store(mean_out + rows, mean, mask=row_mask)
 
 
 @triton.jit
@@ -180,18 +208,10 @@ def moments_merge_kernel(
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R).to(tl.int64)
     row_mask = rows < n_rows
-    splits = tl.arange(0, BLOCK_S).to(tl.int64)
-    mask = row_mask[:, None] & (splits < n_splits)[None, :]
-    offsets = rows[:, None] * n_splits + splits[None, :]
-    mean, m2 = merge_moments(tl.load(mean_part_ptr + offsets, mask=mask, other=0.0),
-                             tl.load(m2_part_ptr + offsets, mask=mask, other=0.0), mask, splits,
-                             n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits)
-    shift = tl.load(x_ptr + rows * stride_xr, mask=row_mask, other=0.0).to(mean.dtype)
-    var = div_rn(m2, tl.full([BLOCK_R], dof, tl.float64).to(m2.dtype))
-    if TAKE_SQRT:
-        var = sqrt_rn(var)
-    tl.store(out_ptr + rows, cast_to(var, out_ptr.dtype.element_ty), mask=row_mask)
-    tl.store(mean_ptr + rows, shift + mean, mask=row_mask)
+    mean, m2 = merge_moments(mean_part_ptr, m2_part_ptr, x_ptr, rows, row_mask, n_splits,
+                             n_outer, n_inner, outer_per_split, inner_per_split, n_inner_splits,
+                             stride_xr, BLOCK_S)
+    store_var(out_ptr, mean_ptr, rows, row_mask, mean, m2, dof, TAKE_SQRT)
 
 
 @triton.jit
@@ -243,6 +263,11 @@ def moments_bwd_kernel(
 def stats_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype statistics are kept in: fp64 for fp64, fp32 for every other float."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def stats_type(x_type: str) -> str:
+    """stats_dtype as a compile-spec type string ("fp64" for "fp64", else "fp32")."""
+    return "fp64" if x_type == "fp64" else "fp32"
 
 
 def plan_splits(n_rows: int, n_outer: int, n_inner: int, block_r: int, block_c: int,
@@ -411,7 +436,7 @@ def _specs() -> list[CompileSpec]:
             ("fp16", False, False, 16, 1, 128), ("fp64", False, False, 4, 1, 512),
             ("fp32", False, False, 4, 32, 8), ("bf16", False, False, 4, 32, 8),
             ("fp64", False, False, 4, 16, 8)]:
-        stats = "fp64" if x_t == "fp64" else "fp32"
+        stats = stats_type(x_t)
         sig = {"out_ptr": "*" + (x_t if final else stats), "mean_ptr": "*" + stats,
                "m2_ptr": "*" + stats, "x_ptr": "*" + x_t, "dof": "fp64", "n_rows": "i64",
                "n_outer": "i64", "n_inner": "i64", "outer_per_split": "i64",
@@ -426,7 +451,7 @@ def _specs() -> list[CompileSpec]:
                                  f"-{block_r}x{block_o}x{block_c}"))
     for x_t, sqrt, block_r, block_s in [("fp32", False, 1, 512), ("bf16", True, 16, 256),
                                         ("fp16", False, 128, 32), ("fp64", True, 4, 512)]:
-        stats = "fp64" if x_t == "fp64" else "fp32"
+        stats = stats_type(x_t)
         sig = {"out_ptr": "*" + x_t, "mean_ptr": "*" + stats, "mean_part_ptr": "*" + stats,
                "m2_part_ptr": "*" + stats, "x_ptr": "*" + x_t, "dof": "fp64",
                "n_rows": "i64", "n_splits": "i64", "n_outer": "i64", "n_inner": "i64",
@@ -440,7 +465,7 @@ def _specs() -> list[CompileSpec]:
             ("fp32", False, False, 1, ELEMENTWISE_TILE), ("fp32", True, False, 256, 4),
             ("bf16", True, False, 16, 64), ("fp16", False, True, 1, ELEMENTWISE_TILE),
             ("fp64", True, True, 4, 256), ("bf16", False, False, 256, 4)]:
-        stats = "fp64" if x_t == "fp64" else "fp32"
+        stats = stats_type(x_t)
         sig = {"gx_ptr": "*" + x_t, "g_ptr": "*" + x_t, "x_ptr": "*" + x_t,
                "mean_ptr": "*" + stats, "std_ptr": "*" + x_t, "two_over_dof": "fp64",
                "n_rows": "i64", "n_cols": "i64", "stride_gxr": "i64", "stride_gxc": "i64",

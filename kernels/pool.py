@@ -51,7 +51,7 @@ from ._checks import (
 )
 from ._common import cast_to
 from ._launch import CompileSpec, cdiv, interpreting, launch
-from .elementwise import div_rn
+from .elementwise import div_rn, upcast
 
 # Flat elements per program. The interpreter runs programs one after another (about
 # 0.5 ms each), so there a few big ones; on a GPU 512 elements over 4 warps (4 a thread,
@@ -82,10 +82,7 @@ def max_pool2d_fwd_kernel(
     x_plane = x_ptr + (nc // C) * stride_xn + (nc % C) * stride_xc
     h0 = oh * SH - PH
     w0 = ow * SW - PW
-    if x_ptr.dtype.element_ty == tl.float64:
-        best = tl.full([BLOCK], float("-inf"), tl.float64)
-    else:
-        best = tl.full([BLOCK], float("-inf"), tl.float32)
+    best = upcast(tl.full([BLOCK], float("-inf"), x_ptr.dtype.element_ty))  # fp32 (fp64 for fp64)
     best_idx = tl.full([BLOCK], -1, tl.int64)  # -1 until the first real element
     for kh in range(0, KH):
         ih = h0 + kh * DH
@@ -130,10 +127,7 @@ def max_pool2d_bwd_kernel(
     dy_plane = dy_ptr + n * stride_dyn + c * stride_dyc
     idx_plane = idx_ptr + n * stride_in + c * stride_ic
     me = h * W + w
-    if dy_ptr.dtype.element_ty == tl.float64:
-        acc = tl.zeros([BLOCK], dtype=tl.float64)
-    else:
-        acc = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = upcast(tl.zeros([BLOCK], dtype=dy_ptr.dtype.element_ty))  # fp32 (fp64 for fp64)
     for kh_rev in range(0, KH):
         kh = KH - 1 - kh_rev  # the last tap first: increasing oh
         th = h + PH - kh * DH  # = oh * SH when tap kh of output row oh lands on h
@@ -208,10 +202,7 @@ def avg_pool2d_fwd_kernel(
     x_plane = x_ptr + (nc // C) * stride_xn + (nc % C) * stride_xc
     h_lo, h_hi, h_padded = _avg_window(oh, H, OH, KH, SH, PH, ADAPTIVE)
     w_lo, w_hi, w_padded = _avg_window(ow, W, OW, KW, SW, PW, ADAPTIVE)
-    if x_ptr.dtype.element_ty == tl.float64:
-        acc = tl.zeros([BLOCK], dtype=tl.float64)
-    else:
-        acc = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = upcast(tl.zeros([BLOCK], dtype=x_ptr.dtype.element_ty))  # fp32 (fp64 for fp64)
     for kh in range(0, KH):  # row by row, as torch sums
         ih = h_lo + kh
         row_ok = mask & (ih < h_hi)
@@ -261,10 +252,7 @@ def avg_pool2d_bwd_kernel(
     else:  # the last is floor((h + PH) / SH); COVER_H rows end there
         oh_first = (h + PH) // SH - (COVER_H - 1)
         ow_first = (w + PW) // SW - (COVER_W - 1)
-    if dy_ptr.dtype.element_ty == tl.float64:
-        acc = tl.zeros([BLOCK], dtype=tl.float64)
-    else:
-        acc = tl.zeros([BLOCK], dtype=tl.float32)
+    acc = upcast(tl.zeros([BLOCK], dtype=dy_ptr.dtype.element_ty))  # fp32 (fp64 for fp64)
     # The window arithmetic of _avg_window / _avg_divisor is written out in these loops:
     # the interpreter pays about 1 ms per call of a @triton.jit helper, COVER_H * COVER_W
     # calls per program (the forward calls them once each, outside its loops).

@@ -61,6 +61,19 @@ def _as_parameter(value: Any) -> Any:
     return value
 
 
+def _update_pairs(type_name: str, pairs: Iterable) -> Iterator[tuple[Any, Any]]:
+    """The (key, value) entries of ``update``'s sequence form, with torch's checks of each
+    element (an iterable of length 2), raised as the loop reaches it."""
+    for j, pair in enumerate(pairs):
+        if not isinstance(pair, container_abcs.Iterable):
+            raise TypeError(f"{type_name} update sequence element #{j} should be Iterable; "
+                            f"is {type(pair).__name__}")
+        if len(pair) != 2:
+            raise ValueError(f"{type_name} update sequence element #{j} has length "
+                             f"{len(pair)}; 2 is required")
+        yield pair[0], pair[1]
+
+
 def _abs_index(container: Any, idx: Any) -> str:
     idx = operator.index(idx)
     if not -len(container) <= idx < len(container):
@@ -214,14 +227,8 @@ class ModuleDict(Module):
             for key, module in modules.items():
                 self[key] = module
             return
-        for j, pair in enumerate(modules):
-            if not isinstance(pair, container_abcs.Iterable):
-                raise TypeError(f"ModuleDict update sequence element #{j} should be Iterable; "
-                                f"is {type(pair).__name__}")
-            if len(pair) != 2:
-                raise ValueError(f"ModuleDict update sequence element #{j} has length "
-                                 f"{len(pair)}; 2 is required")
-            self[pair[0]] = pair[1]
+        for key, module in _update_pairs("ModuleDict", modules):
+            self[key] = module
 
 
 class ParameterList(Module):
@@ -383,14 +390,8 @@ class ParameterDict(Module):
             for key, parameter in sorted(parameters.items(), key=operator.itemgetter(0)):
                 self[key] = parameter
         else:
-            for j, pair in enumerate(parameters):
-                if not isinstance(pair, container_abcs.Iterable):
-                    raise TypeError(f"ParameterDict update sequence element #{j} should be "
-                                    f"Iterable; is {type(pair).__name__}")
-                if len(pair) != 2:
-                    raise ValueError(f"ParameterDict update sequence element #{j} has length "
-                                     f"{len(pair)}; 2 is required")
-                self[pair[0]] = pair[1]
+            for key, parameter in _update_pairs("ParameterDict", parameters):
+                self[key] = parameter
 
     def extra_repr(self) -> str:
         return "\n".join(_tensor_line(k, p, _typename(p)) for k, p in self.items())

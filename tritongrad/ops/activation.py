@@ -101,38 +101,39 @@ def _smooth_forward(ctx, x: Tensor, op: str, *params: float) -> Tensor:
     return out
 
 
-def _smooth_backward(ctx, grad_out: Tensor) -> Tensor | None:
-    (saved,) = ctx.saved_tensors
-    if not ctx.needs_input_grad[0]:
-        return None
-    return Tensor._wrap(activation_bwd(grad_out._data, saved._data, ctx.op, *ctx.params))
+class _SmoothBackward:
+    """The backward of every activation on kernels/activation.py (whose forward is
+    _smooth_forward): the input's gradient from ctx.op, ctx.params and the saved tensor,
+    then None for each of forward's other arguments (the op's parameters). A mixin, not a
+    Function: every Function subclass is an op with its own reference and parity case."""
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        (saved,) = ctx.saved_tensors
+        n_other = len(ctx.needs_input_grad) - 1
+        if not ctx.needs_input_grad[0]:
+            return (None,) * (1 + n_other)
+        grad_x = Tensor._wrap(activation_bwd(grad_out._data, saved._data, ctx.op, *ctx.params))
+        return (grad_x,) + (None,) * n_other
 
 
-class Tanh(Function):
+class Tanh(_SmoothBackward, Function):
     """y = tanh(x); backward 1 - y^2 from the saved output."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         return _smooth_forward(ctx, x, "tanh")
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return (_smooth_backward(ctx, grad_out),)
 
-
-class Sigmoid(Function):
+class Sigmoid(_SmoothBackward, Function):
     """y = 1 / (1 + exp(-x)); backward y (1 - y) from the saved output."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         return _smooth_forward(ctx, x, "sigmoid")
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return (_smooth_backward(ctx, grad_out),)
 
-
-class GELU(Function):
+class GELU(_SmoothBackward, Function):
     """y = x Phi(x) (``approximate='none'``) or x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2
     (``'tanh'``); backward from the saved input."""
 
@@ -140,36 +141,24 @@ class GELU(Function):
     def forward(ctx, x: Tensor, approximate: str) -> Tensor:
         return _smooth_forward(ctx, x, _gelu_op(approximate))
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return _smooth_backward(ctx, grad_out), None
 
-
-class SiLU(Function):
+class SiLU(_SmoothBackward, Function):
     """y = x sigmoid(x); backward s (1 + x (1 - s)) from the saved input."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         return _smooth_forward(ctx, x, "silu")
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return (_smooth_backward(ctx, grad_out),)
 
-
-class Mish(Function):
+class Mish(_SmoothBackward, Function):
     """y = x tanh(softplus(x)); backward T + x s(x) (1 - T^2) from the saved input."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         return _smooth_forward(ctx, x, "mish")
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return (_smooth_backward(ctx, grad_out),)
 
-
-class LeakyReLU(Function):
+class LeakyReLU(_SmoothBackward, Function):
     """y = x for x > 0, else negative_slope * x; backward 1 or negative_slope (the slope at
     x == 0, as torch) from the saved input."""
 
@@ -177,12 +166,8 @@ class LeakyReLU(Function):
     def forward(ctx, x: Tensor, negative_slope: float) -> Tensor:
         return _smooth_forward(ctx, x, "leaky_relu", negative_slope)
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return _smooth_backward(ctx, grad_out), None
 
-
-class ELU(Function):
+class ELU(_SmoothBackward, Function):
     """y = x for x > 0, else alpha (e^x - 1); backward 1 or alpha e^x (alpha at x == 0, as
     torch) from the saved input."""
 
@@ -190,12 +175,8 @@ class ELU(Function):
     def forward(ctx, x: Tensor, alpha: float) -> Tensor:
         return _smooth_forward(ctx, x, "elu", alpha)
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return _smooth_backward(ctx, grad_out), None
 
-
-class Softplus(Function):
+class Softplus(_SmoothBackward, Function):
     """y = ln(1 + e^(beta x)) / beta, or x where beta x > threshold; backward
     sigmoid(beta x), or 1 there, from the saved input."""
 
@@ -203,22 +184,14 @@ class Softplus(Function):
     def forward(ctx, x: Tensor, beta: float, threshold: float) -> Tensor:
         return _smooth_forward(ctx, x, "softplus", beta, threshold)
 
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return _smooth_backward(ctx, grad_out), None, None
 
-
-class Hardtanh(Function):
+class Hardtanh(_SmoothBackward, Function):
     """y = min(max(x, min_val), max_val); backward 1 strictly between the bounds, 0 at and
     beyond them (as torch), from the saved input."""
 
     @staticmethod
     def forward(ctx, x: Tensor, min_val: float, max_val: float) -> Tensor:
         return _smooth_forward(ctx, x, "hardtanh", min_val, max_val)
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        return _smooth_backward(ctx, grad_out), None, None
 
 
 def _gelu_op(approximate: str) -> str:
