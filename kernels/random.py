@@ -96,7 +96,8 @@ def fill_random_kernel(
     tl.store(out_ptr + out_off, out, mask=mask)
 
 
-# Dropout: keep_i = (U_i >= p), so P(keep) = 1 - p; y = x * keep / (1 - p).
+# Dropout: keep_i = (U_i >= p), so P(keep) = 1 - p; y = x * keep / (1 - p) (a product, as
+# torch's: a dropped NaN or inf gives NaN).
 # Backward: y_i = x_i * keep_i * scale is linear in x_i, so grad_x_i = grad_i * keep_i * scale,
 # with the same keep_i regenerated from the saved [seed, offset].
 
@@ -129,7 +130,8 @@ def dropout_kernel(
     x_off = offsets_of(linear, size1, size2, size3, size4, size5,
                        sx0, sx1, sx2, sx3, sx4, sx5, FLAT)
     x = upcast(tl.load(x_ptr + x_off, mask=mask, other=0.0))
-    y = tl.where(keep, x * scalar_like(scale, x), 0.0)
+    # x * (keep * scale), as torch multiplies by its mask: a dropped NaN or inf stays NaN
+    y = x * tl.where(keep, scalar_like(scale, x), 0.0)
     tl.store(y_ptr + linear, cast_to(y, y_ptr.dtype.element_ty), mask=mask)
 
 

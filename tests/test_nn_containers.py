@@ -204,6 +204,12 @@ def test_parameter_dict_as_torch():
         ours[1] = tg.ones(1)
     with pytest.raises(KeyError, match="attribute 'keys' already exists"):
         ours["keys"] = tg.ones(1)
+    # torch's register_parameter: a dotted or empty name would make an unloadable state_dict
+    with pytest.raises(KeyError, match=r'contain "\."'):
+        ours["a.b"] = tg.ones(1)
+    with pytest.raises(KeyError, match="be empty string"):
+        ours[""] = tg.ones(1)
+    assert list(ours) == ["w", "c", "a"]
     ours.clear()
     assert len(ours) == 0 and names(ours) == []
 

@@ -228,6 +228,9 @@ def test_hardtanh_bounds_and_integer_inputs_as_torch():
         assert ours.dtype == theirs.dtype == torch.int64 and ours.tolist() == theirs.tolist()
     with pytest.raises(TypeError, match="unsigned type with negative limits"):
         F.hardtanh(tg.from_torch(ints.abs().to(torch.uint8)))
+    for fn in (F.hardtanh, F.relu6):  # as torch: a bool input is refused, not clamped
+        with pytest.raises(TypeError, match="Bool inputs not supported for hardtanh"):
+            fn(tg.from_torch(ints > 0))
     for fn in (F.leaky_relu, F.elu, F.softplus, F.mish):
         with pytest.raises(TypeError, match="input has dtype int64"):
             fn(tg.from_torch(ints))

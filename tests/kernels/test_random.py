@@ -88,6 +88,20 @@ def test_dropout_forward_backward_share_the_mask(dtype, p):
     assert_close(grad_x, want, dtype=dtype, name="grad_x")
 
 
+@pytest.mark.parametrize("p", [0.5, 1.0])
+def test_dropout_multiplies_by_its_mask_as_torch(p):
+    # torch computes x * mask / (1 - p): a dropped NaN or inf gives NaN, not 0 (and a NaN
+    # incoming gradient reaches every element)
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), 1.0] * 50, device=DEVICE)
+    y, seed_offset = rng.dropout_fwd(x, p, state(2))
+    dropped = rng.dropout_bwd(torch.ones_like(x), p, seed_offset) == 0
+    assert bool(dropped.any())
+    assert bool(y[dropped & ~x.isfinite()].isnan().all())
+    assert bool((y[dropped & x.isfinite()] == 0).all())
+    grad = rng.dropout_bwd(torch.full_like(x, float("nan")), p, seed_offset)
+    assert bool(grad.isnan().all())
+
+
 def test_dropout_successive_masks_differ():
     x = torch.ones(2000, device=DEVICE)
     st = state(5)

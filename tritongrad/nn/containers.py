@@ -320,8 +320,14 @@ class ParameterDict(Module):
     def __setitem__(self, key: str, value: Any) -> None:
         attr = self._key_to_attr(key)
         _check_new_name(self, attr, self._keys, "parameter")
+        value = _as_parameter(value)
+        if isinstance(value, Parameter):  # torch's register_parameter checks
+            if "." in attr:
+                raise KeyError(f"parameter name can't contain \".\" (got {attr!r})")
+            if attr == "":
+                raise KeyError("parameter name can't be empty string \"\"")
         self._keys[key] = None
-        setattr(self, attr, _as_parameter(value))
+        setattr(self, attr, value)
 
     def __delitem__(self, key: str) -> None:
         del self._keys[key]

@@ -273,6 +273,9 @@ def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
     if not x.is_floating_point():
         from .select import clamp
 
+        if x.dtype == torch.bool:
+            raise DTypeError("hardtanh: Bool inputs not supported for hardtanh (input has "
+                             "dtype bool)")
         if x.dtype == torch.uint8 and min_val < 0:
             raise DTypeError("hardtanh: cannot do hardtanh on an unsigned type with negative "
                              f"limits (uint8 input, min_val={min_val})")

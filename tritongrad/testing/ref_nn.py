@@ -32,7 +32,7 @@ def _dropout(x: torch.Tensor, p: float, seed_offset: torch.Tensor, precomputed=N
     scale = 0.0 if p >= 1.0 else 1.0 / (1.0 - p)
     # fp32 math (fp64 for fp64), one rounding to x's dtype: what the kernel does
     wide = x.to(torch.promote_types(x.dtype, torch.float32))
-    return torch.where(keep, wide * scale, torch.zeros((), device=x.device)).to(x.dtype)
+    return (wide * (keep.to(wide.dtype) * scale)).to(x.dtype)  # torch's product with its mask
 
 
 register_reference(dropout_ops.Dropout, _dropout)
