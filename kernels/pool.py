@@ -15,7 +15,11 @@ mode)) / s) + 1, less one when ceil mode would start the last window at or past 
 
 Max: y = the first maximum in the window's scan order (row by row), where a NaN wins and
 a later NaN replaces an earlier one (torch's `val > max || isnan(val)`); the saved index is
-the flat h*W + w of that element within its (n, c) plane, torch's int64 indices.
+the flat h*W + w of that element within its (n, c) plane, torch's int64 indices. A window
+with no real element (only with dilation, e.g. W = 1, kernel 2, dilation 2, padding 1)
+gives -inf, index -1 and no gradient; torch gives -inf with the index of its clamped
+window start (outside the window, maybe outside the plane) and its backward sends the
+gradient there: a difference kept on purpose.
 
 Average: y = sum(window) / divisor, torch's divisor: divisor_override if given, else
 count_include_pad: the window clipped to the padded input [-p, H + p) (a ceil-mode window

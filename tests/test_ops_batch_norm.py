@@ -208,3 +208,18 @@ def test_errors_name_shapes_and_arguments():
         F.batch_norm(x, rm, rv, torch.ones(3, device=DEVICE))
     with pytest.raises(TypeError, match=r"input float32, weight float16"):
         F.batch_norm(x, None, None, tg.ones(3, dtype=torch.float16), training=True)
+
+
+def test_eps_checked_as_torch():
+    """torch's F.batch_norm refuses eps <= 0 in training and eps < 0 in eval (review: both
+    ran here, and eps = 0 divided a constant channel by zero)."""
+    x = tg.from_torch(randn(4, 3))
+    rm, rv = (tg.from_torch(t) for t in running(3))
+    with pytest.raises(ValueError, match=r"eps must be positive during training, but got 0.0"):
+        F.batch_norm(x, rm, rv, training=True, eps=0.0)
+    with pytest.raises(ValueError, match=r"eps must be positive during training"):
+        nn.BatchNorm1d(3, eps=0.0)(x)
+    with pytest.raises(ValueError, match=r"eps must be non-negative, but got -1e-05"):
+        F.batch_norm(x, rm, rv, training=False, eps=-1e-5)
+    assert_close(F.batch_norm(x, rm, rv, training=False, eps=0.0),
+                 torch.nn.functional.batch_norm(x.torch(), rm.torch(), rv.torch(), eps=0.0))

@@ -80,5 +80,11 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
         raise TypeError(f"batch_norm(): argument 'momentum' must be float, not "
                         f"{type(momentum).__name__}")
+    # torch's F.batch_norm's eps checks (torch checks the batch size first; the kernels
+    # check it here, after these)
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
     return BatchNorm.apply(input, running_mean, running_var, weight, bias, bool(training),
                            float(momentum), float(eps))
