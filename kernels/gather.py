@@ -178,8 +178,8 @@ def gather_fwd(x: torch.Tensor, dim: int, index: torch.Tensor, check_indices: bo
     numel = out.numel()
     if numel == 0:
         return out
-    if x.dim() == 0:  # a 0-d gather reads x itself at index 0
-        x, index, out_view = x.view(1), index.view(1), out.view(1)
+    if x.dim() == 0:  # a 0-d gather reads x itself at index 0 (index: 0-d or 1-D)
+        x, index, out_view = x.view(1), index.view(-1), out.view(-1)
     else:
         out_view = out
     errors = torch.zeros((2,), dtype=torch.int64, device=x.device)
@@ -212,9 +212,11 @@ def gather_bwd(grad: torch.Tensor, index: torch.Tensor, dim: int,
     if gx.numel() == 0 or index.numel() == 0:
         return gx
     if len(input_shape) == 0:
-        gx_view, grad, index, dim = gx.view(1), grad.view(1), index.view(1), 0
+        gx_view, grad, index, dim = gx.view(1), grad.view(-1), index.view(-1), 0
     else:
         gx_view = gx
+        if index.dim() == 0:  # a 1-D x gathered by a 0-d index
+            grad, index = grad.view(1), index.view(1)
     region = list(index.shape)
     region[dim] = gx_view.shape[dim]
     numel = 1

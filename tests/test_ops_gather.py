@@ -66,5 +66,40 @@ def test_index_errors():
         x.index_select(1, tg.tensor([4]))
     with pytest.raises(ShapeError, match="Index is supposed to be a vector"):
         x.index_select(0, tg.tensor([[0]]))
-    with pytest.raises(TypeError, match="basic indexing"):
+    with pytest.raises(TypeError, match="several index tensors are not supported"):
         x[tg.tensor([0]), tg.tensor([1])]  # two index tensors: not supported, said so
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_index_select_with_an_empty_index_has_a_zero_gradient(dim):
+    empty = torch.tensor([], dtype=torch.int64)
+    assert_parity(lambda x: tg.index_select(x, dim, tg.from_torch(empty)),
+                  lambda x: torch.index_select(x, dim, empty), torch.randn(3, 4, 2))
+    assert_parity(lambda x: x[:, []], lambda x: x[:, []], torch.randn(3, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_indexing_with_0d_and_nd_integer_tensors_as_torch(dtype):
+    """A 0-d index drops its dim (as an int); an N-d one puts its shape there; [] selects
+    nothing. int64 and int32, negative entries, a transposed index."""
+    idx2 = torch.tensor([[0, -1, 0], [3, 3, 2]])
+    cases = [
+        (lambda x: x[tg.tensor(-2)], lambda x: x[torch.tensor(-2)]),
+        (lambda x: x[:, tg.tensor(3, dtype=torch.int32)],
+         lambda x: x[:, torch.tensor(3, dtype=torch.int32)]),
+        (lambda x: x[tg.from_torch(idx2)], lambda x: x[idx2]),
+        (lambda x: x[..., tg.from_torch(idx2.T.int())], lambda x: x[..., idx2.T.int()]),
+        (lambda x: x[[]], lambda x: x[[]]),
+    ]
+    for ours, theirs in cases:
+        assert_parity(ours, widened(theirs), torch.randn(4, 5), dtype=dtype)
+
+
+def test_gather_of_0d_and_by_0d_index():
+    """torch treats a 0-d x or index as 1-D of size 1 along dim."""
+    assert_parity(lambda x: tg.gather(x, 0, tg.tensor([0, 0, 0])),
+                  lambda x: torch.gather(x, 0, torch.tensor([0, 0, 0])), torch.tensor(2.5))
+    assert_parity(lambda x: tg.gather(x, 0, tg.tensor(3)),
+                  lambda x: torch.gather(x, 0, torch.tensor(3)), torch.randn(5))
+    assert_parity(lambda x: tg.gather(x, -1, tg.tensor(0)),
+                  lambda x: torch.gather(x, -1, torch.tensor(0)), torch.tensor(2.5))

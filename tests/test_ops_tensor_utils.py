@@ -46,6 +46,13 @@ def test_split_chunk_edge_cases_and_errors():
         x.split(0)
 
 
+def test_split_of_an_empty_dim_gives_one_empty_piece():
+    for shape, size, dim in (((0, 3), 2, 0), ((3, 0), 5, 1), ((2, 0, 4), 1, -2)):
+        ours = tg.zeros(*shape).split(size, dim)
+        theirs = torch.zeros(shape).split(size, dim)
+        assert [tuple(p.shape) for p in ours] == [tuple(p.shape) for p in theirs], shape
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("sizes", [(2, 1), (1, 3), (2, 1, 3), (3, 2, 2)])
 def test_repeat(dtype, sizes):
@@ -73,6 +80,17 @@ def test_any_all(values, dtype):
         assert torch.equal(x.all(*args).torch(), t.all(*args)), args
     assert torch.equal(tg.any(x.T, 0).torch(), torch.any(t.T, 0))
     assert torch.equal(tg.all(x, (0, 1)).torch(), torch.all(t, (0, 1)))
+
+
+def test_any_all_of_uint8_are_uint8_as_torch():
+    t = torch.tensor([[0, 3], [0, 0]], dtype=torch.uint8)
+    x = tg.from_torch(t)
+    for args in [(), (0,), (1, True)]:
+        for ours, theirs in ((x.any(*args), t.any(*args)), (x.all(*args), t.all(*args))):
+            assert ours.dtype == theirs.dtype == torch.uint8, args
+            assert torch.equal(ours.torch(), theirs), args
+    empty = torch.zeros(0, 2, dtype=torch.uint8)
+    assert tg.from_torch(empty).all(0).dtype == empty.all(0).dtype
 
 
 def test_any_all_over_nothing():

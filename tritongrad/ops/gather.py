@@ -92,8 +92,11 @@ class IndexSelect(Function):
         dim = ctx.dim
         moved = grad._data.movedim(dim, 0)  # a view
         rest = tuple(moved.shape[1:])
-        rows = moved.reshape(moved.shape[0], -1) if moved.is_contiguous() else \
-            copy_kernels.copy(moved).reshape(moved.shape[0], -1)
+        n_rest = 1  # explicit, not -1: an empty index leaves (0, -1) ambiguous
+        for size in rest:
+            n_rest *= size
+        rows = moved.reshape(moved.shape[0], n_rest) if moved.is_contiguous() else \
+            copy_kernels.copy(moved).reshape(moved.shape[0], n_rest)
         grad_rows = embedding_kernels.embedding_bwd(rows, index._data.reshape(-1), ctx.size,
                                                     None, False)
         gx = grad_rows.reshape((ctx.size,) + rest).movedim(0, dim)  # views
@@ -118,9 +121,10 @@ def index_select(x: Tensor, dim: int, index, op: str = "index_select",
 
 
 def index_with_tensor(x: Tensor, index) -> Tensor | None:
-    """x[index] where ``index`` holds exactly one integer tensor or list (advanced indexing
-    along one dim) and otherwise only full slices ``:`` / ``...``; None when the index has
-    another form (getitem then handles it or refuses it)."""
+    """x[index] where ``index`` holds exactly one integer tensor (any rank: a 0-d one drops
+    the dim) or flat list (advanced indexing along one dim) and otherwise only full slices
+    ``:`` / ``...``; None when the index has another form (getitem then handles it or
+    refuses it)."""
     items = index if isinstance(index, tuple) else (index,)
     picks = [i for i, item in enumerate(items) if _is_integer_array(item)]
     if len(picks) != 1:
@@ -136,19 +140,22 @@ def index_with_tensor(x: Tensor, index) -> Tensor | None:
     else:
         dim = before
     tensor_index = _as_tensor_index(items[picks[0]])
-    if tensor_index.ndim != 1:
-        return None
     if not 0 <= dim < x.ndim:
         raise OutOfRangeError(f"too many indices for tensor of dimension {x.ndim}")
-    return index_select(x, dim, tensor_index, op="index", wrap_negative=True)
+    if tensor_index.ndim == 1:
+        return index_select(x, dim, tensor_index, op="index", wrap_negative=True)
+    # as torch: a 0-d index drops the dim (as an int would), an N-d one puts its shape there
+    picked = index_select(x, dim, tensor_index.reshape(tensor_index.numel()), op="index",
+                          wrap_negative=True)
+    return picked.reshape(tuple(x.shape[:dim]) + tuple(tensor_index.shape)
+                          + tuple(x.shape[dim + 1:]))
 
 
 def _is_integer_array(item) -> bool:
     if isinstance(item, Tensor):
         return item.dtype in (torch.int64, torch.int32)
     if isinstance(item, list):
-        return bool(item) and all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                  for v in item)
+        return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in item)
     return False
 
 

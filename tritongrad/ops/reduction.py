@@ -209,9 +209,11 @@ def amin(x: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 
 
 def _any_or_all(x: Tensor, dim, keepdim: bool, is_all: bool) -> Tensor:
-    """Whether any (all) elements over ``dim`` are non-zero, as a bool tensor: amax (amin)
-    of x != 0 (a NaN counts as non-zero, as in torch). Over nothing, False (True)."""
+    """Whether any (all) elements over ``dim`` are non-zero, as a bool tensor (uint8 for a
+    uint8 x, as torch): amax (amin) of x != 0 (a NaN counts as non-zero, as in torch). Over
+    nothing, False (True)."""
     op = "all" if is_all else "any"
+    out_dtype = torch.uint8 if x.dtype == torch.uint8 else torch.bool
     dims = () if dim is None else _dims_arg(dim)
     reduced = red._normalize_dims(op, dims, x.ndim)
     if x.ndim and 0 in [x.shape[d] for d in reduced]:  # (this module shadows any())
@@ -219,9 +221,12 @@ def _any_or_all(x: Tensor, dim, keepdim: bool, is_all: bool) -> Tensor:
             shape = tuple(1 if d in reduced else s for d, s in enumerate(x.shape))
         else:
             shape = tuple(s for d, s in enumerate(x.shape) if d not in reduced)
-        return Tensor._wrap(copy_kernels.full(shape, is_all, torch.bool, x._data.device))
+        return Tensor._wrap(copy_kernels.full(shape, is_all, out_dtype, x._data.device))
     nonzero = x.detach() if x.dtype == torch.bool else x.detach() != 0
-    return (amin if is_all else amax)(nonzero, dims, keepdim)
+    result = (amin if is_all else amax)(nonzero, dims, keepdim)
+    if out_dtype != torch.bool:
+        result = Tensor._wrap(copy_kernels.copy(result._data, out_dtype))
+    return result
 
 
 def any(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:  # noqa: A001

@@ -132,8 +132,11 @@ def normalize_index(index):
             items[i] = int(item)
         else:
             raise TypeError(
-                "tritongrad supports basic indexing only (ints, slices, None, ...); "
-                f"got an index of type {type(item).__name__}"
+                "tritongrad indexes with ints, slices, None and ..., or, when reading, with "
+                "one integer tensor or list alongside full slices (x[idx], x[:, idx]); "
+                "assignment through an index tensor, boolean masks and "
+                f"mixed or several index tensors are not supported (got a {type(item).__name__} "
+                "in this index)"
             )
     return tuple(items) if is_tuple else items[0]
 
@@ -245,7 +248,8 @@ def split(x: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
             raise ValueError(f"split: split_size can only be 0 if dimension size is 0, and "
                              f"must be non-negative; got split_size={step} for size {size} "
                              f"at dimension {dim}")
-        sizes = [min(step, size - start) for start in range(0, size, step)] if step else [0]
+        # an empty dim still gives one (empty) piece, as torch
+        sizes = [min(step, size - start) for start in range(0, size, step)] if size else [0]
     else:
         sizes = [int(s) for s in split_size_or_sections]
         if any(s < 0 for s in sizes) or sum(sizes) != size:
