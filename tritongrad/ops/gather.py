@@ -139,7 +139,7 @@ def index_with_tensor(x: Tensor, index) -> Tensor | None:
         dim = x.ndim - (len(items) - before)
     else:
         dim = before
-    tensor_index = _as_tensor_index(items[picks[0]])
+    tensor_index = _as_index(items[picks[0]], "index")
     if not 0 <= dim < x.ndim:
         raise OutOfRangeError(f"too many indices for tensor of dimension {x.ndim}")
     if tensor_index.ndim == 1:
@@ -158,9 +158,3 @@ def _is_integer_array(item) -> bool:
         return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in item)
     return False
 
-
-def _as_tensor_index(item) -> Tensor:
-    if isinstance(item, Tensor):
-        return item
-    from ..creation import tensor
-    return tensor(item, dtype=torch.int64)
